@@ -1,0 +1,38 @@
+"""Every Redis key, stream and consumer-group name in one place.
+
+Stream names that a deployment may want to change (the tick stream) come from settings; the rest are fixed.
+"""
+
+from __future__ import annotations
+
+TICKS_STREAM = "stream:ticks"
+DEAD_LETTER_STREAM = "stream:deadletter"
+GAPS_STREAM = "stream:gaps"
+ANALYTICS_STREAM = "stream:analytics"
+ALERTS_STREAM = "stream:alerts"
+
+CANDLES_GROUP = "candles"
+ANALYTICS_GROUP = "analytics"
+GAPS_GROUP = "gap-repair"
+# Groups that ingest creates (at id 0) before it publishes, so that nothing is trimmed before a worker starts.
+TICK_GROUPS = (CANDLES_GROUP, ANALYTICS_GROUP)
+
+ALERT_RULES = "alerts:rules"  # hash: rule id -> rule JSON
+
+
+def status_key(process: str) -> str:
+    """Status record of one process (JSON string with a short TTL, refreshed every second)."""
+    return f"status:{process}"
+
+
+STATUS_PATTERN = "status:*"
+
+
+def forming_candle_key(symbol: str, interval: str) -> str:
+    """Latest (possibly still forming) candle of a symbol and interval, as JSON, written by the candle consumer."""
+    return f"candle:latest:{symbol}:{interval}"
+
+
+def latest_book_key(symbol: str) -> str:
+    """Latest top of book of a symbol, as JSON, written by the analytics consumer."""
+    return f"book:latest:{symbol}"

@@ -1,0 +1,183 @@
+"""Typed settings from the environment, read once at start-up and passed down.
+
+A bad value stops start-up with one line naming the variable (see `load_settings`).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+_SYMBOL = re.compile(r"^[A-Z0-9]{2,30}$")
+
+
+class Venue(str, Enum):
+    BINANCE_SPOT = "binance-spot"
+    BINANCE_USDM = "binance-usdm"
+    BINANCE_US = "binance-us"
+
+
+WS_URLS = {
+    Venue.BINANCE_SPOT: "wss://stream.binance.com:9443",
+    Venue.BINANCE_USDM: "wss://fstream.binance.com",
+    Venue.BINANCE_US: "wss://stream.binance.us:9443",
+}
+REST_URLS = {
+    Venue.BINANCE_SPOT: "https://api.binance.com",
+    Venue.BINANCE_USDM: "https://fapi.binance.com",
+    Venue.BINANCE_US: "https://api.binance.us",
+}
+
+
+class Source(str, Enum):
+    BINANCE = "binance"
+    REPLAY = "replay"
+    SYNTHETIC = "synthetic"
+
+
+def _split(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Every setting of every process. Names are the environment variables (case-insensitive)."""
+
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore", frozen=True)
+
+    symbols: Annotated[tuple[str, ...], NoDecode] = ("BTCUSDT", "ETHUSDT")
+    venue: Venue = Venue.BINANCE_SPOT
+    binance_ws_url: str = ""
+    binance_rest_url: str = ""
+    redis_url: str = "redis://localhost:6379/0"
+    data_dir: Path = Path("./data")
+    api_host: str = "0.0.0.0"
+    api_port: int = Field(8000, ge=1, le=65535)
+    api_url: str = "http://localhost:8000"
+    log_level: str = "INFO"
+
+    source: Source = Source.BINANCE
+    replay_files: Annotated[tuple[Path, ...], NoDecode] = ()
+    replay_speed: float = Field(1.0, ge=0)
+    replay_loop: bool = False
+    synthetic_seed: int = 7
+    synthetic_rate: float = Field(50.0, gt=0, description="synthetic frames per second per symbol")
+
+    ticks_stream: str = Field("stream:ticks", min_length=1)
+    stream_maxlen: int = Field(1_000_000, ge=1_000)
+    publish_batch: int = Field(1_000, ge=1, le=100_000)
+    publish_flush_ms: int = Field(50, ge=1, le=10_000)
+    stale_feed_s: float = Field(10.0, gt=0)
+    reconnect_after_h: float = Field(23.5, gt=0, le=24)
+    backoff_max_s: float = Field(60.0, gt=0)
+
+    worker_batch: int = Field(5_000, ge=1, le=100_000)
+    worker_block_ms: int = Field(200, ge=1, le=60_000)
+    claim_idle_ms: int = Field(30_000, ge=1_000)
+    consumer_name: str = ""
+    trade_retention_h: float = Field(48.0, gt=0)
+
+    pairs: Annotated[tuple[str, ...], NoDecode] = ("ETHUSDT/BTCUSDT",)
+    ols_window: int = Field(300, ge=2, le=100_000)
+    analytics_max_rate: float = Field(10.0, gt=0, description="analytics entries per second per pair at most")
+    analytics_maxlen: int = Field(100_000, ge=100)
+
+    @field_validator("symbols", "pairs", "replay_files", mode="before")
+    @classmethod
+    def _csv(cls, value: object) -> object:
+        return _split(value)
+
+    @field_validator("symbols")
+    @classmethod
+    def _symbols(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        out = tuple(dict.fromkeys(s.upper() for s in value))
+        if not out:
+            raise ValueError("at least one symbol is required")
+        for s in out:
+            if not _SYMBOL.match(s):
+                raise ValueError(f"{s!r} is not a symbol (letters and digits, like BTCUSDT)")
+        return out
+
+    @field_validator("pairs")
+    @classmethod
+    def _pairs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        out = []
+        for p in value:
+            legs = [leg.strip().upper() for leg in p.split("/")]
+            if len(legs) != 2 or not all(_SYMBOL.match(leg) for leg in legs) or legs[0] == legs[1]:
+                raise ValueError(f"{p!r} is not a pair; write Y/X, like ETHUSDT/BTCUSDT")
+            out.append("/".join(legs))
+        return tuple(out)
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return level
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("binance_ws_url", "binance_rest_url", "api_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if value and not re.match(r"^(wss?|https?)://[^\s]+$", value):
+            raise ValueError("must be a ws://, wss://, http:// or https:// URL")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _pair_legs_known(self) -> Settings:
+        for p in self.pairs:
+            for leg in p.split("/"):
+                if leg not in self.symbols:
+                    raise ValueError(f"PAIRS: {leg} of {p} is not in SYMBOLS")
+        return self
+
+    @property
+    def ws_url(self) -> str:
+        return self.binance_ws_url or WS_URLS[self.venue]
+
+    @property
+    def rest_url(self) -> str:
+        return self.binance_rest_url or REST_URLS[self.venue]
+
+    @property
+    def duckdb_path(self) -> Path:
+        return self.data_dir / "market_data.duckdb"
+
+    def pair_legs(self) -> list[tuple[str, str]]:
+        """Configured pairs as (y, x) tuples."""
+        return [tuple(p.split("/")) for p in self.pairs]  # type: ignore[misc]
+
+
+def describe_error(err: ValidationError) -> list[str]:
+    """One line per bad variable, naming it as the user spells it in the environment."""
+    lines = []
+    for e in err.errors():
+        name = str(e["loc"][0]).upper() if e["loc"] else ""
+        msg = e["msg"].removeprefix("Value error, ")
+        lines.append(f"invalid setting {name}: {msg}" if name else f"invalid settings: {msg}")
+    return lines
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment once; on a bad value print one line naming the variable and exit with status 2."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as err:
+        for line in describe_error(err):
+            print(line, file=sys.stderr)
+        raise SystemExit(2) from None

@@ -1,0 +1,52 @@
+"""Status records: each process writes one small JSON record to Redis every second.
+
+Health checks and the dashboard read them; the short TTL makes a dead process's record vanish.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import redis
+
+from qs_common.keys import STATUS_PATTERN, status_key
+
+STATUS_TTL_S = 10
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class RateMeter:
+    """Events per second over the last reporting interval."""
+
+    def __init__(self) -> None:
+        self._last_count = 0
+        self._last_t = time.monotonic()
+
+    def rate(self, count: int) -> float:
+        t = time.monotonic()
+        dt = max(t - self._last_t, 1e-9)
+        r = (count - self._last_count) / dt
+        self._last_count, self._last_t = count, t
+        return round(r, 1)
+
+
+def write_status(r: redis.Redis, process: str, record: Mapping[str, Any]) -> None:
+    body = {"process": process, "updated_ms": now_ms(), **record}
+    r.set(status_key(process), json.dumps(body, default=str), ex=STATUS_TTL_S)
+
+
+def read_statuses(r: redis.Redis) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for key in r.scan_iter(match=STATUS_PATTERN, count=100):
+        raw = r.get(key)
+        if raw is None:
+            continue
+        name = key.decode() if isinstance(key, bytes) else key
+        out[name.removeprefix("status:")] = json.loads(raw)
+    return out
