@@ -9,7 +9,7 @@ import re
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -84,6 +84,7 @@ class Settings(BaseSettings):
     consumer_name: str = ""
     trade_retention_h: float = Field(48.0, gt=0)
 
+    analytics_price: Literal["trade", "mid"] = "trade"
     pairs: Annotated[tuple[str, ...], NoDecode] = ("ETHUSDT/BTCUSDT",)
     ols_window: int = Field(300, ge=2, le=100_000)
     analytics_max_rate: float = Field(10.0, gt=0, description="analytics entries per second per pair at most")

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import redis
+import redis.asyncio as aioredis
 
 from qs_common.keys import STATUS_PATTERN, status_key
 
@@ -36,9 +37,19 @@ class RateMeter:
         return round(r, 1)
 
 
-def write_status(r: redis.Redis, process: str, record: Mapping[str, Any]) -> None:
+def encode_status(process: str, record: Mapping[str, Any]) -> tuple[str, str]:
     body = {"process": process, "updated_ms": now_ms(), **record}
-    r.set(status_key(process), json.dumps(body, default=str), ex=STATUS_TTL_S)
+    return status_key(process), json.dumps(body, default=str)
+
+
+def write_status(r: redis.Redis, process: str, record: Mapping[str, Any]) -> None:
+    key, body = encode_status(process, record)
+    r.set(key, body, ex=STATUS_TTL_S)
+
+
+async def awrite_status(r: aioredis.Redis, process: str, record: Mapping[str, Any]) -> None:
+    key, body = encode_status(process, record)
+    await r.set(key, body, ex=STATUS_TTL_S)
 
 
 def read_statuses(r: redis.Redis) -> dict[str, dict[str, Any]]:

@@ -1,0 +1,85 @@
+"""`python -m ingest`: parse flags, set up logging, run until the source ends or SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import redis.asyncio as aioredis
+
+from ingest.app import Ingest
+from ingest.sources.base import FrameSource
+from ingest.sources.binance import BinanceSource
+from ingest.sources.replay import ReplaySource
+from ingest.sources.synthetic import SyntheticSource
+from qs_common.logs import setup_logging
+from qs_common.settings import Settings, Source, load_settings
+
+log = logging.getLogger("ingest")
+
+
+def build_source(settings: Settings, limit: int | None = None) -> FrameSource:
+    if settings.source is Source.REPLAY:
+        return ReplaySource(list(settings.replay_files), settings.replay_speed)
+    if settings.source is Source.SYNTHETIC:
+        return SyntheticSource(settings.symbols, settings.synthetic_seed, settings.synthetic_rate, limit)
+    return BinanceSource(
+        settings.ws_url, settings.symbols, settings.stale_feed_s, settings.reconnect_after_h * 3600,
+        settings.backoff_max_s,
+    )
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m ingest", description="Binance feed -> Redis Streams")
+    p.add_argument("--source", choices=[s.value for s in Source], help="overrides SOURCE")
+    p.add_argument("--replay-file", action="append", type=Path, default=[], help="recording to replay (repeatable)")
+    p.add_argument("--speed", type=float, help="replay speed factor, 0 = as fast as possible (REPLAY_SPEED)")
+    p.add_argument("--limit", type=int, help="synthetic: stop after this many frames")
+    return p.parse_args(argv)
+
+
+async def _main(settings: Settings, limit: int | None) -> int:
+    try:
+        source = build_source(settings, limit)
+    except (ValueError, FileNotFoundError) as exc:
+        log.error("%s", exc)
+        return 2
+    r = aioredis.from_url(settings.redis_url)
+    ingest = Ingest(settings, source, r)
+    task = asyncio.create_task(ingest.run())
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        await task
+    except asyncio.CancelledError:
+        log.info("stopped by signal")
+    finally:
+        await r.aclose()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    overrides: dict[str, object] = {}
+    if args.source:
+        overrides["source"] = args.source
+    if args.replay_file:
+        overrides["replay_files"] = tuple(args.replay_file)
+    if args.speed is not None:
+        overrides["replay_speed"] = args.speed
+    settings = load_settings(**overrides)
+    setup_logging(settings.log_level, "ingest")
+    try:
+        return asyncio.run(_main(settings, args.limit))
+    except OSError as exc:
+        log.error("cannot reach Redis at %s: %s", settings.redis_url, exc)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,7 @@
+"""Frame sources behind one small interface (see `base.FrameSource`)."""
+
+from __future__ import annotations
+
+from ingest.sources.base import FeedEvent, FrameSource, SourceItem
+
+__all__ = ["FeedEvent", "FrameSource", "SourceItem"]

@@ -1,0 +1,93 @@
+"""Trades -> partial OHLCV candles at 1s, 1m and 5m, with Polars, in exact decimal arithmetic.
+
+A batch of trades gives partial candles; partials of the same (symbol, interval, open time) from other
+batches merge associatively (open from the lowest trade id, close from the highest, sums add), so a candle
+built across several batches equals one built at once. Prices and quantities are Decimal(38, 8) as Binance
+sends them; quote volume is Decimal(38, 16), so every p·q is exact before it is summed.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+PRICE = pl.Decimal(38, 8)
+QUOTE = pl.Decimal(38, 16)
+
+STORED_INTERVALS: dict[str, int] = {"1s": 1_000, "1m": 60_000, "5m": 300_000}
+DERIVED_INTERVALS: dict[str, int] = {"15m": 900_000, "1h": 3_600_000, "4h": 14_400_000, "1d": 86_400_000}
+ALL_INTERVALS = {**STORED_INTERVALS, **DERIVED_INTERVALS}
+
+TRADE_SCHEMA: dict[str, pl.DataType] = {
+    "symbol": pl.String(),
+    "trade_id": pl.Int64(),
+    "price": PRICE,
+    "qty": PRICE,
+    "trade_time_ms": pl.Int64(),
+    "buyer_is_maker": pl.Boolean(),
+}
+
+CANDLE_COLUMNS = [
+    "symbol", "interval", "open_time", "open", "high", "low", "close", "volume", "quote_volume", "trades",
+    "taker_buy_volume", "taker_buy_quote_volume", "first_trade_id", "last_trade_id", "close_time",
+]
+
+
+def trades_frame(
+    symbols: list[str], trade_ids: list[int], prices: list[str], qtys: list[str], times_ms: list[int],
+    buyer_is_maker: list[bool],
+) -> pl.DataFrame:
+    """Column lists (prices as decimal text) -> a typed trades frame; exact decimal parse.
+
+    Text that is not a decimal becomes null; callers drop and count such rows.
+    """
+    return pl.DataFrame(
+        {
+            "symbol": symbols, "trade_id": trade_ids, "price": prices, "qty": qtys,
+            "trade_time_ms": times_ms, "buyer_is_maker": buyer_is_maker,
+        },
+        schema_overrides={"trade_id": pl.Int64, "trade_time_ms": pl.Int64},
+    ).with_columns(pl.col("price").cast(PRICE, strict=False), pl.col("qty").cast(PRICE, strict=False))
+
+
+def partial_candles(trades: pl.DataFrame, intervals: dict[str, int] = STORED_INTERVALS) -> pl.DataFrame:
+    """Aggregate trades into one partial candle per (symbol, interval, open_time)."""
+    if trades.is_empty():
+        return pl.DataFrame(schema=_candle_schema())
+    t = trades.with_columns(
+        quote=pl.col("price").cast(QUOTE) * pl.col("qty"),
+        taker_buy=~pl.col("buyer_is_maker"),
+    )
+    parts = []
+    for name, ms in intervals.items():
+        parts.append(
+            t.with_columns(open_time=(pl.col("trade_time_ms") // ms) * ms, interval=pl.lit(name))
+            .group_by("symbol", "interval", "open_time")
+            .agg(
+                open=pl.col("price").sort_by("trade_id").first(),
+                high=pl.col("price").max(),
+                low=pl.col("price").min(),
+                close=pl.col("price").sort_by("trade_id").last(),
+                volume=pl.col("qty").sum(),
+                quote_volume=pl.col("quote").sum(),
+                trades=pl.len().cast(pl.Int64),
+                taker_buy_volume=pl.col("qty").filter(pl.col("taker_buy")).sum(),
+                taker_buy_quote_volume=pl.col("quote").filter(pl.col("taker_buy")).sum(),
+                first_trade_id=pl.col("trade_id").min(),
+                last_trade_id=pl.col("trade_id").max(),
+            )
+            .with_columns(close_time=pl.col("open_time") + (ms - 1))
+        )
+    out = pl.concat(parts).with_columns(
+        pl.col("volume", "taker_buy_volume").cast(PRICE).fill_null(0),
+        pl.col("quote_volume", "taker_buy_quote_volume").cast(QUOTE).fill_null(0),
+    )
+    return out.select(CANDLE_COLUMNS)
+
+
+def _candle_schema() -> dict[str, pl.DataType]:
+    return {
+        "symbol": pl.String(), "interval": pl.String(), "open_time": pl.Int64(), "open": PRICE, "high": PRICE,
+        "low": PRICE, "close": PRICE, "volume": PRICE, "quote_volume": QUOTE, "trades": pl.Int64(),
+        "taker_buy_volume": PRICE, "taker_buy_quote_volume": QUOTE, "first_trade_id": pl.Int64(),
+        "last_trade_id": pl.Int64(), "close_time": pl.Int64(),
+    }

@@ -1,0 +1,165 @@
+"""The worker process: consumer-group threads (candles, analytics), the HTTP API, status, clean drain.
+
+Roles: `all` (default), `candles` (candles + API: the DuckDB owner) or `analytics`; each role can run as
+its own process and each group can have several consumers, so candles and analytics scale separately.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import redis
+import uvicorn
+
+from qs_common import keys
+from qs_common.settings import Settings
+from qs_common.status import RateMeter, write_status
+from worker.analytics_service import AnalyticsHandler, PairModel
+from worker.api import create_app
+from worker.candle_service import CandleHandler
+from worker.consumer import GroupConsumer
+from worker.store import CandleStore
+
+log = logging.getLogger("worker")
+
+ROLES = ("all", "candles", "analytics")
+
+
+def default_pair_model(settings: Settings) -> Callable[[], PairModel]:
+    from worker.analytics.ols import RollingOLS
+    from worker.analytics.spread import SpreadZScore, spread
+
+    class FirstPairModel:
+        """Rolling OLS hedge ratio, spread and its z-score: the first analytics publish."""
+
+        def __init__(self) -> None:
+            self.ols = RollingOLS(settings.ols_window)
+            self.z = SpreadZScore(settings.ols_window)
+
+        def update(self, ts_ms: int, y: float, x: float) -> dict[str, float]:
+            fit = self.ols.update(x, y, ts_ms)
+            if fit is None or not fit.ok:
+                return {"n": float(self.ols.n) if hasattr(self.ols, "n") else 0.0}
+            s = spread(y, x, fit.beta, fit.alpha)
+            z = self.z.update(s, ts_ms)
+            out = {"ols_beta": fit.beta, "ols_alpha": fit.alpha, "ols_r2": fit.r2, "spread": s, "n": float(fit.n)}
+            if z is not None:
+                out["zscore"] = z.z
+            return out
+
+    return FirstPairModel
+
+
+class Worker:
+    def __init__(self, settings: Settings, role: str = "all") -> None:
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}")
+        self.settings = settings
+        self.role = role
+        self.stop = threading.Event()
+        self.r = redis.Redis.from_url(settings.redis_url, socket_timeout=30, health_check_interval=30)
+        self.store: CandleStore | None = None
+        self.consumers: dict[str, tuple[GroupConsumer, Any]] = {}
+        self.threads: list[threading.Thread] = []
+        self.server: uvicorn.Server | None = None
+        host = socket.gethostname()
+        name = settings.consumer_name or host
+
+        if role in ("all", "candles"):
+            self.store = CandleStore(settings.duckdb_path)
+            handler = CandleHandler(self.store, self.r, int(settings.trade_retention_h * 3_600_000))
+            self._add("candles", keys.CANDLES_GROUP, f"candles-{name}", handler)
+        if role in ("all", "analytics"):
+            a_handler = AnalyticsHandler(settings, self.r, default_pair_model(settings))
+            self._add("analytics", keys.ANALYTICS_GROUP, f"analytics-{name}", a_handler)
+
+    def _add(self, label: str, group: str, consumer: str, handler: Any) -> None:
+        s = self.settings
+        c = GroupConsumer(self.r, s.ticks_stream, group, consumer, handler, s.worker_batch, s.worker_block_ms,
+                          s.claim_idle_ms)
+        self.consumers[label] = (c, handler)
+
+    def _redis_ok(self) -> bool:
+        try:
+            return bool(self.r.ping())
+        except (redis.RedisError, OSError):
+            return False
+
+    def _status_loop(self) -> None:
+        meters = {label: RateMeter() for label in self.consumers}
+        while not self.stop.wait(1.0):
+            self.write_status(meters)
+
+    def write_status(self, meters: dict[str, RateMeter] | None = None) -> None:
+        for label, (c, handler) in self.consumers.items():
+            try:
+                lag = c.lag()
+                record = {
+                    "state": c.stats.state if not self.stop.is_set() else "stopping",
+                    "entries": c.stats.entries, "batches": c.stats.batches,
+                    "failed_batches": c.stats.failed_batches,
+                    "entries_per_s": meters[label].rate(c.stats.entries) if meters else None,
+                    "last_event_ms": getattr(handler, "last_event_ms", None), **lag,
+                }
+                for extra in ("trades", "bad_entries", "observations", "published"):
+                    if hasattr(handler, extra):
+                        record[extra] = getattr(handler, extra)
+                write_status(self.r, f"worker-{label}", record)
+            except (redis.RedisError, OSError) as exc:
+                log.debug("status write failed: %s", exc)
+
+    def start(self) -> None:
+        for label, (c, _) in self.consumers.items():
+            t = threading.Thread(target=c.run, args=(self.stop,), name=f"consumer-{label}", daemon=True)
+            t.start()
+            self.threads.append(t)
+        threading.Thread(target=self._status_loop, name="status", daemon=True).start()
+        if self.store is not None:
+            app = create_app(self.store, self._redis_ok)
+            config = uvicorn.Config(app, host=self.settings.api_host, port=self.settings.api_port,
+                                    log_level="warning", access_log=False, lifespan="off")
+            self.server = uvicorn.Server(config)
+            t = threading.Thread(target=self.server.run, name="api", daemon=True)
+            t.start()
+            self.api_thread = t
+            log.info("API on %s:%d", self.settings.api_host, self.settings.api_port)
+
+    def drain(self) -> None:
+        """Stop reading, finish the batches in hand (they are acknowledged), stop the API, close DuckDB."""
+        log.info("draining")
+        self.stop.set()
+        for t in self.threads:
+            t.join(timeout=60)
+        if self.server is not None:
+            self.server.should_exit = True
+            self.api_thread.join(timeout=10)
+        self.write_status()
+        if self.store is not None:
+            self.store.close()
+        self.r.close()
+        log.info("stopped")
+
+
+def run(settings: Settings, role: str = "all") -> int:
+    worker = Worker(settings, role)
+    stop_requested = threading.Event()
+
+    def _on_signal(signum: int, _frame: object) -> None:
+        stop_requested.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    worker.start()
+    while not stop_requested.wait(0.5):
+        if worker.threads and not any(t.is_alive() for t in worker.threads):
+            log.error("all consumers ended unexpectedly")
+            break
+        time.sleep(0)
+    worker.drain()
+    return 0
