@@ -11,15 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ValidationError
 
-from qs_common.models import (
-    BookTicker,
-    BookTickerMsg,
-    Tick,
-    Trade,
-    TradeMsg,
-    book_from_msg,
-    trade_from_msg,
-)
+from qs_common.models import BookTicker, BookTickerMsg, Tick, Trade, TradeMsg, book_from_msg, trade_from_msg
 
 
 class _TradeEnvelope(BaseModel):
@@ -104,13 +96,13 @@ def _parse_slow(recv_ns: int, raw: bytes) -> ParseResult:
     if isinstance(data, dict) and data.get("e") == "serverShutdown":
         return Control("serverShutdown")
     stream = doc.get("stream")
-    if isinstance(stream, str) and isinstance(data, dict):
+    if isinstance(stream, str) and "data" in doc:
         kind = stream.partition("@")[2]
         try:
             if kind == "trade":
-                return trade_from_msg(TradeMsg.model_validate(data), recv_ns)
+                return trade_from_msg(_TradeEnvelope.model_validate(doc).data, recv_ns)
             if kind == "bookTicker":
-                return book_from_msg(BookTickerMsg.model_validate(data), recv_ns)
+                return book_from_msg(_BookEnvelope.model_validate(doc).data, recv_ns)
         except ValidationError as err:
             return Rejected(f"invalid {kind} frame: {_first_error(err)}")
         return Skipped(f"stream {kind or stream!r} not published")

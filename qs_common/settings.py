@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     claim_idle_ms: int = Field(30_000, ge=1_000)
     consumer_name: str = ""
     trade_retention_h: float = Field(48.0, gt=0)
+    backfill_enabled: bool = True
+    backfill_lookback_h: float = Field(24.0, gt=0, le=24 * 30)
+    rest_weight_limit: int = Field(1_000, ge=10, le=6_000, description="REST weight per minute the worker may use")
 
     analytics_price: Literal["trade", "mid"] = "trade"
     pairs: Annotated[tuple[str, ...], NoDecode] = ("ETHUSDT/BTCUSDT",)

@@ -22,6 +22,7 @@ from qs_common.settings import Settings
 from qs_common.status import RateMeter, write_status
 from worker.analytics_service import AnalyticsHandler, PairModel
 from worker.api import create_app
+from worker.backfill.service import BackfillService
 from worker.candle_service import CandleHandler
 from worker.consumer import GroupConsumer
 from worker.store import CandleStore
@@ -68,6 +69,8 @@ class Worker:
         self.consumers: dict[str, tuple[GroupConsumer, Any]] = {}
         self.threads: list[threading.Thread] = []
         self.server: uvicorn.Server | None = None
+        self.backfill: BackfillService | None = None
+        self.backfill_thread: threading.Thread | None = None
         host = socket.gethostname()
         name = settings.consumer_name or host
 
@@ -75,6 +78,8 @@ class Worker:
             self.store = CandleStore(settings.duckdb_path)
             handler = CandleHandler(self.store, self.r, int(settings.trade_retention_h * 3_600_000))
             self._add("candles", keys.CANDLES_GROUP, f"candles-{name}", handler)
+            if settings.backfill_enabled:  # before the consumer starts: it reads where the last run ended
+                self.backfill = BackfillService(settings, self.store, self.r, f"backfill-{name}")
         if role in ("all", "analytics"):
             a_handler = AnalyticsHandler(settings, self.r, default_pair_model(settings))
             self._add("analytics", keys.ANALYTICS_GROUP, f"analytics-{name}", a_handler)
@@ -113,12 +118,21 @@ class Worker:
                 write_status(self.r, f"worker-{label}", record)
             except (redis.RedisError, OSError) as exc:
                 log.debug("status write failed: %s", exc)
+        if self.backfill is not None:
+            try:
+                write_status(self.r, "worker-backfill", self.backfill.status())
+            except (redis.RedisError, OSError) as exc:
+                log.debug("status write failed: %s", exc)
 
     def start(self) -> None:
         for label, (c, _) in self.consumers.items():
             t = threading.Thread(target=c.run, args=(self.stop,), name=f"consumer-{label}", daemon=True)
             t.start()
             self.threads.append(t)
+        if self.backfill is not None:
+            self.backfill_thread = threading.Thread(target=self.backfill.run, args=(self.stop,), name="backfill",
+                                                    daemon=True)
+            self.backfill_thread.start()
         threading.Thread(target=self._status_loop, name="status", daemon=True).start()
         if self.store is not None:
             app = create_app(self.store, self._redis_ok)
@@ -136,6 +150,8 @@ class Worker:
         self.stop.set()
         for t in self.threads:
             t.join(timeout=60)
+        if self.backfill_thread is not None:
+            self.backfill_thread.join(timeout=15)
         if self.server is not None:
             self.server.should_exit = True
             self.api_thread.join(timeout=10)

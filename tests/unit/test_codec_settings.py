@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from qs_common import codec
+from qs_common.models import BookTicker, Trade
+from qs_common.settings import Settings, Venue, load_settings
+from tests.conftest import ROOT
+
+
+def as_redis(entry: dict[str, str | int]) -> dict[bytes, bytes]:
+    return {k.encode(): str(v).encode() for k, v in entry.items()}
+
+
+@pytest.mark.parametrize(
+    "tick",
+    [
+        Trade("BTCUSDT", 3735683259, "61837.63000000", "0.02000000", 1723161255342, 1723161255343, 17, True),
+        Trade("ETHUSDT", 1, "0.00000001", "5", 2, 3, 4, False),
+        BookTicker("BTCUSDT", 50093239212, "61837.63", "3.78826", "61837.64", "1.54698", None, 99),
+        BookTicker("BTCUSDT", 5, "1", "2", "3", "4", 1723161255343, 99),
+    ],
+)
+def test_codec_round_trip(tick):
+    assert codec.decode(as_redis(codec.encode(tick))) == tick
+
+
+def test_codec_rejects_foreign_entries():
+    with pytest.raises(codec.DecodeError):
+        codec.decode({b"kind": b"depth", b"sym": b"X"})
+    with pytest.raises(codec.DecodeError):
+        codec.decode({b"kind": b"trade", b"sym": b"X"})
+
+
+def test_defaults(monkeypatch):
+    for var in ("SYMBOLS", "VENUE", "REDIS_URL", "DATA_DIR", "API_PORT", "PAIRS"):
+        monkeypatch.delenv(var, raising=False)
+    s = Settings()
+    assert s.symbols == ("BTCUSDT", "ETHUSDT") and s.venue is Venue.BINANCE_SPOT
+    assert s.redis_url == "redis://localhost:6379/0" and str(s.data_dir) == "data" and s.api_port == 8000
+    assert s.ws_url == "wss://stream.binance.com:9443" and s.pair_legs() == [("ETHUSDT", "BTCUSDT")]
+
+
+def test_lists_and_venues_from_env(monkeypatch):
+    monkeypatch.setenv("SYMBOLS", " solusdt,BTCUSDT , ethusdt,solusdt")
+    monkeypatch.setenv("PAIRS", "ethusdt/btcusdt, SOLUSDT/ETHUSDT")
+    monkeypatch.setenv("VENUE", "binance-usdm")
+    s = Settings()
+    assert s.symbols == ("SOLUSDT", "BTCUSDT", "ETHUSDT")
+    assert s.pairs == ("ETHUSDT/BTCUSDT", "SOLUSDT/ETHUSDT")
+    assert s.ws_url == "wss://fstream.binance.com" and s.rest_url == "https://fapi.binance.com"
+    monkeypatch.setenv("BINANCE_WS_URL", "ws://127.0.0.1:9999/")
+    assert Settings().ws_url == "ws://127.0.0.1:9999"
+
+
+@pytest.mark.parametrize(
+    ("var", "value"),
+    [
+        ("API_PORT", "eighty"), ("API_PORT", "70000"), ("SYMBOLS", "btc-usdt"), ("SYMBOLS", ","),
+        ("VENUE", "kraken"), ("REDIS_URL", "localhost:6379"), ("PAIRS", "ETHUSDT"), ("LOG_LEVEL", "loud"),
+        ("STREAM_MAXLEN", "10"), ("REPLAY_SPEED", "-1"), ("BINANCE_WS_URL", "stream.binance.com"),
+    ],
+)
+def test_a_bad_setting_stops_start_up_naming_the_variable(var, value):
+    env = {"PATH": "/usr/bin:/bin", var: value, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "worker"], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith(f"invalid setting {var}:") or lines[0].startswith("invalid settings: PAIRS")
+
+
+def test_pair_legs_must_be_configured_symbols():
+    with pytest.raises(SystemExit):
+        load_settings(symbols="BTCUSDT,ETHUSDT", pairs="SOLUSDT/BTCUSDT")

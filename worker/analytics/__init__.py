@@ -1,0 +1,33 @@
+"""Pure pair and symbol analytics: values in, values out; no Redis, DuckDB, asyncio or clock.
+
+Names are imported lazily so that a light user (the dashboard parsing alert rules) does not pay for
+scikit-learn and statsmodels at import time.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "RollingMoments": "moments", "RollingCoMoments": "moments",
+    "RollingOLS": "ols", "OLSFit": "ols",
+    "KalmanHedge": "kalman", "KalmanResult": "kalman", "kalman_filter_batch": "kalman",
+    "HuberFairValue": "robust", "TheilSenFairValue": "robust", "FairValueFit": "robust",
+    "SpreadZScore": "spread", "ZScore": "spread", "RollingCorrelation": "spread", "spread": "spread",
+    "adf_test": "stationarity", "ADFResult": "stationarity", "half_life": "stationarity", "HalfLife": "stationarity",
+    "SymbolStats": "symbol", "SymbolSnapshot": "symbol", "book_metrics": "symbol", "BookMetrics": "symbol",
+    "PairAligner": "align", "PairObservation": "align",
+    "PairEngine": "engine", "PairConfig": "engine",
+    "AlertRule": "alerts", "AlertEvaluator": "alerts", "FiredAlert": "alerts", "parse_expression": "alerts",
+    "METRIC_NAMES": "names",
+}  # fmt: skip
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    mod = _EXPORTS.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'worker.analytics' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"worker.analytics.{mod}"), name)
