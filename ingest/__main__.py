@@ -52,8 +52,20 @@ async def _main(settings: Settings, limit: int | None) -> int:
     ingest = Ingest(settings, source, r)
     task = asyncio.create_task(ingest.run())
     loop = asyncio.get_running_loop()
+
+    def _cancel() -> None:
+        # Only when the loop did not stop by itself (a source waiting for frames); repeat until it
+        # takes, since a cancellation that races a finishing wait_for can be swallowed.
+        if not task.done():
+            task.cancel()
+            loop.call_later(0.5, _cancel)
+
+    def _stop() -> None:
+        ingest.request_stop()
+        loop.call_later(1.0, _cancel)
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, task.cancel)
+        loop.add_signal_handler(sig, _stop)
     try:
         await task
     except asyncio.CancelledError:

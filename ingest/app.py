@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from ingest.parser import Control, Rejected, Skipped, parse_frame
 from ingest.publisher import Publisher
@@ -57,6 +58,8 @@ class Ingest:
         self.last_frame_ms: int | None = None
         self.last_recv_ns: int | None = None
         self._rate = RateMeter()
+        self._stopping = asyncio.Event()
+        self._stop_requested = False
 
     def _set_state(self, state: str, why: str = "") -> None:
         if state != self.state:
@@ -113,8 +116,12 @@ class Ingest:
     async def _housekeeping(self) -> None:
         """Every flush interval: flush; every second: trim and write the status record."""
         last_status = 0.0
-        while True:
-            await asyncio.sleep(self.settings.publish_flush_ms / 1000)
+        while not self._stopping.is_set():
+            try:
+                await asyncio.wait_for(self._stopping.wait(), self.settings.publish_flush_ms / 1000)
+                return
+            except TimeoutError:
+                pass
             try:
                 await self.pub.flush()
                 if time.monotonic() - last_status >= 1.0:
@@ -123,6 +130,10 @@ class Ingest:
                     await awrite_status(self.r, STATUS_PROCESS, self.status())
             except Exception as exc:  # housekeeping must outlive a Redis hiccup
                 log.error("housekeeping failed: %s", exc)
+
+    def request_stop(self) -> None:
+        """Stop after the frame in hand; what was read is flushed before exit."""
+        self._stop_requested = True
 
     async def run(self) -> None:
         await self.pub.setup()
@@ -135,13 +146,20 @@ class Ingest:
                         break
                 else:
                     await self._handle(item[0], item[1])
+                if self._stop_requested:
+                    self._set_state("stopping", "signal")
+                    break
         finally:
-            keeper.cancel()
+            # Let housekeeping finish what it is doing: cancelling a Redis call midway can hang redis-py.
+            self._stopping.set()
             await asyncio.gather(keeper, return_exceptions=True)
-            await self.pub.flush()
+            await self.pub.flush(give_up_after_s=10)
             if self.state != "done":
                 self._set_state("stopped")
-            await self.pub.trim()
-            await awrite_status(self.r, STATUS_PROCESS, self.status())
+            try:
+                await self.pub.trim()
+                await awrite_status(self.r, STATUS_PROCESS, self.status())
+            except (RedisError, OSError) as exc:
+                log.error("final status not written: %s", exc)
             log.info("published %d ticks, %d dead letters, %d skipped", self.pub.published,
                      self.pub.dead_letters, self.skipped)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -89,11 +90,19 @@ class Publisher:
     def buffered(self) -> int:
         return len(self._buffer) + len(self._dead)
 
-    async def flush(self) -> None:
-        """Write everything buffered; on a Redis error keep it and retry, so nothing is lost."""
+    async def flush(self, give_up_after_s: float | None = None) -> None:
+        """Write everything buffered; on a Redis error keep it and retry, so nothing is lost.
+
+        Only at shutdown (`give_up_after_s`) does it stop retrying, and then it says how much it could not write.
+        """
         async with self._lock:
             delay = 0.1
+            deadline = None if give_up_after_s is None else time.monotonic() + give_up_after_s
             while self._buffer or self._dead:
+                if deadline is not None and time.monotonic() > deadline:
+                    log.error("Redis unreachable at shutdown: %d ticks and %d dead letters not written",
+                              len(self._buffer), len(self._dead))
+                    return
                 # Take the buffers before awaiting: ticks added meanwhile go to fresh lists, never dropped.
                 batch, dead = self._buffer, self._dead
                 self._buffer, self._dead = [], []

@@ -36,3 +36,8 @@ def forming_candle_key(symbol: str, interval: str) -> str:
 def latest_book_key(symbol: str) -> str:
     """Latest top of book of a symbol, as JSON, written by the analytics consumer."""
     return f"book:latest:{symbol}"
+
+
+def symbol_stats_key(symbol: str) -> str:
+    """Latest per-symbol statistics (price, momentum, volatility, VWAP, ...), as JSON."""
+    return f"symbol:stats:{symbol}"

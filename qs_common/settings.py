@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 _SYMBOL = re.compile(r"^[A-Z0-9]{2,30}$")
 
 
-class Venue(str, Enum):
+class Venue(StrEnum):
     BINANCE_SPOT = "binance-spot"
     BINANCE_USDM = "binance-usdm"
     BINANCE_US = "binance-us"
@@ -35,7 +35,7 @@ REST_URLS = {
 }
 
 
-class Source(str, Enum):
+class Source(StrEnum):
     BINANCE = "binance"
     REPLAY = "replay"
     SYNTHETIC = "synthetic"
@@ -88,8 +88,17 @@ class Settings(BaseSettings):
     rest_weight_limit: int = Field(1_000, ge=10, le=6_000, description="REST weight per minute the worker may use")
 
     analytics_price: Literal["trade", "mid"] = "trade"
-    pairs: Annotated[tuple[str, ...], NoDecode] = ("ETHUSDT/BTCUSDT",)
-    ols_window: int = Field(300, ge=2, le=100_000)
+    # Default: the second symbol against the first (ETHUSDT/BTCUSDT with the default symbols).
+    pairs: Annotated[tuple[str, ...] | None, NoDecode] = None
+    ols_window: int = Field(300, ge=2, le=100_000, description="rolling window in observations")
+    analytics_window_ms: int | None = Field(None, gt=0, description="also drop observations older than this")
+    beta_source: Literal["ols", "kalman", "huber", "theilsen"] = "ols"
+    # At BTC-level prices the state noise must be tiny, or the filter fits every y exactly.
+    kalman_delta: float = Field(1e-9, gt=0, lt=1)
+    kalman_obs_noise: float = Field(1.0, gt=0)
+    kalman_init_cov: float = Field(1.0, gt=0)
+    adf_every_s: float = Field(60.0, gt=0)
+    symbol_window: int = Field(300, ge=2, le=100_000)
     analytics_max_rate: float = Field(10.0, gt=0, description="analytics entries per second per pair at most")
     analytics_maxlen: int = Field(100_000, ge=100)
 
@@ -111,7 +120,9 @@ class Settings(BaseSettings):
 
     @field_validator("pairs")
     @classmethod
-    def _pairs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+    def _pairs(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is None:
+            return None
         out = []
         for p in value:
             legs = [leg.strip().upper() for leg in p.split("/")]
@@ -144,7 +155,10 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _pair_legs_known(self) -> Settings:
-        for p in self.pairs:
+        if self.pairs is None:
+            default = (f"{self.symbols[1]}/{self.symbols[0]}",) if len(self.symbols) > 1 else ()
+            object.__setattr__(self, "pairs", default)
+        for p in self.pairs or ():
             for leg in p.split("/"):
                 if leg not in self.symbols:
                     raise ValueError(f"PAIRS: {leg} of {p} is not in SYMBOLS")
@@ -164,7 +178,7 @@ class Settings(BaseSettings):
 
     def pair_legs(self) -> list[tuple[str, str]]:
         """Configured pairs as (y, x) tuples."""
-        return [tuple(p.split("/")) for p in self.pairs]  # type: ignore[misc]
+        return [tuple(p.split("/")) for p in self.pairs or ()]  # type: ignore[misc]
 
 
 def describe_error(err: ValidationError) -> list[str]:

@@ -1,100 +1,169 @@
-"""The analytics consumer group: ticks -> aligned pair observations -> pair metrics on `stream:analytics`.
+"""The analytics consumer group: ticks -> aligned pair observations -> metrics on `stream:analytics`.
 
-The math lives in `worker.analytics` (pure, no I/O); this module only reads ticks, keeps the last price
-of each leg (as-of alignment), throttles what it publishes, and writes the latest top of book per symbol.
+The math lives in `worker.analytics` (pure, no I/O); this module reads ticks, feeds the as-of aligners and
+engines, runs the scheduled ADF, evaluates the alert rules stored in Redis on every update, throttles what
+it publishes (at most ANALYTICS_MAX_RATE entries per second of observation time per pair, and always on an
+alert), and keeps the latest top of book and per-symbol statistics in Redis.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
-from decimal import Decimal
-from typing import Any, Protocol
+import math
+import time
+from dataclasses import asdict
+from typing import Any
 
 import redis
 
 from qs_common import keys
 from qs_common.settings import Settings
+from worker.analytics.alerts import AlertEvaluator, AlertRule
+from worker.analytics.align import PairAligner
+from worker.analytics.engine import PairConfig, PairEngine
+from worker.analytics.symbol import SymbolStats, book_metrics
 from worker.consumer import Entry
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = "1"
+RULES_REFRESH_S = 1.0
 
 
-class PairModel(Protocol):
-    def update(self, ts_ms: int, y: float, x: float) -> dict[str, float]: ...
+def pair_config(settings: Settings) -> PairConfig:
+    return PairConfig(
+        window=settings.ols_window, window_ms=settings.analytics_window_ms, beta_source=settings.beta_source,
+        delta=settings.kalman_delta, obs_noise=settings.kalman_obs_noise, init_cov=settings.kalman_init_cov,
+        adf_every_ms=int(settings.adf_every_s * 1000),
+    )
+
+
+def _finite(metrics: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and math.isfinite(v)}
 
 
 class AnalyticsHandler:
-    def __init__(self, settings: Settings, r: redis.Redis, make_model: Callable[[], PairModel]) -> None:
+    def __init__(self, settings: Settings, r: redis.Redis) -> None:
         self.r = r
         self.use_mid = settings.analytics_price == "mid"
-        self.pairs = settings.pair_legs()
+        config = pair_config(settings)
+        self.pairs = [(PairAligner(y, x), PairEngine(config)) for y, x in settings.pair_legs()]
+        self.symbol_stats = {s: SymbolStats(settings.symbol_window) for s in settings.symbols}
+        self.snapshots: dict[str, Any] = {}  # changed since the last write
         self.min_gap_ms = 1000.0 / settings.analytics_max_rate
         self.maxlen = settings.analytics_maxlen
-        self.models = {pair: make_model() for pair in self.pairs}
-        self.legs: dict[str, list[tuple[str, str]]] = {}
-        for pair in self.pairs:
-            for leg in pair:
-                self.legs.setdefault(leg, []).append(pair)
-        self.last_price: dict[str, float] = {}
-        self.last_published_ms: dict[tuple[str, str], float] = {}
+        self.alerts = AlertEvaluator()
+        self.last_published_ms: dict[str, float] = {}
         self.observations = 0
         self.published = 0
+        self.alerts_fired = 0
+        self.bad_rules = 0
+        self.errors = 0
         self.last_event_ms: int | None = None
+        self._rules_loaded = 0.0
 
-    def _price(self, f: dict[bytes, bytes], books: dict[str, dict[str, Any]]) -> tuple[str, int, float] | None:
+    def _refresh_rules(self) -> None:
+        if time.monotonic() - self._rules_loaded < RULES_REFRESH_S:
+            return
+        self._rules_loaded = time.monotonic()
+        rules = []
+        bad = 0
+        for rule_id, raw in self.r.hgetall(keys.ALERT_RULES).items():
+            try:
+                rules.append(AlertRule.from_json(raw))
+            except ValueError as exc:
+                bad += 1
+                if bad == 1 and self.bad_rules == 0:
+                    log.warning("ignoring invalid alert rule %r: %s", rule_id, exc)
+        self.bad_rules = bad
+        self.alerts.set_rules(rules)
+
+    def _tick(self, f: dict[bytes, bytes], books: dict[str, dict[str, Any]]) -> tuple[str, int, float] | None:
         sym = f[b"sym"].decode()
         if f[b"kind"] == b"trade":
-            return (sym, int(f[b"ts"]), float(f[b"p"])) if not self.use_mid else None
+            ts, price = int(f[b"ts"]), float(f[b"p"])
+            stats = self.symbol_stats.get(sym)
+            if stats is not None:
+                self.snapshots[sym] = stats.update(ts, price, float(f[b"q"]))
+            return None if self.use_mid else (sym, ts, price)
         recv_ns = int(f[b"recv"])
         ts = int(f[b"ts"]) if b"ts" in f else recv_ns // 1_000_000
-        bid, ask = f[b"b"].decode(), f[b"a"].decode()
+        bid, bq, ask, aq = (f[k].decode() for k in (b"b", b"bq", b"a", b"aq"))
+        m = book_metrics(bid, bq, ask, aq)
         books[sym] = {
-            "symbol": sym, "bid": bid, "bid_qty": f[b"bq"].decode(), "ask": ask, "ask_qty": f[b"aq"].decode(),
-            "update_id": int(f[b"id"]), "recv_ns": recv_ns, "ts": ts,
+            "symbol": sym, "bid": bid, "bid_qty": bq, "ask": ask, "ask_qty": aq, "update_id": int(f[b"id"]),
+            "recv_ns": recv_ns, "ts": ts, **_finite(asdict(m)),
         }
-        if self.use_mid:
-            return sym, ts, float((Decimal(bid) + Decimal(ask)) / 2)
-        return None
+        return (sym, ts, m.mid) if self.use_mid else None
 
     def __call__(self, entries: list[Entry]) -> None:
+        self._refresh_rules()
         books: dict[str, dict[str, Any]] = {}
         out: list[dict[str, str]] = []
+        fired_out: list[dict[str, str]] = []
         for _, f in entries:
             try:
-                tick = self._price(f, books)
+                tick = self._tick(f, books)
             except (KeyError, ValueError):
-                continue
+                continue  # ingest validated every tick; the candle group counts foreign entries
             if tick is None:
                 continue
             sym, ts, price = tick
-            self.last_price[sym] = price
             self.last_event_ms = ts
-            for pair in self.legs.get(sym, ()):
-                y_sym, x_sym = pair
-                if y_sym not in self.last_price or x_sym not in self.last_price:
+            for aligner, engine in self.pairs:
+                obs = aligner.update(sym, ts, price)
+                if obs is None:
                     continue
-                y, x = self.last_price[y_sym], self.last_price[x_sym]
-                metrics = self.models[pair].update(ts, y, x)
+                try:
+                    metrics = engine.update(obs.ts_ms, obs.y, obs.x)
+                    if engine.adf_due(obs.ts_ms):
+                        engine.run_adf(obs.ts_ms)
+                        metrics = {**metrics, **self._adf_fields(engine)}
+                except Exception:  # in-memory state: a retried batch would count twice, so never raise
+                    self.errors += 1
+                    if self.errors == 1 or self.errors % 1000 == 0:
+                        log.exception("analytics update failed (%d so far)", self.errors)
+                    continue
                 self.observations += 1
-                if ts - self.last_published_ms.get(pair, float("-inf")) >= self.min_gap_ms:
-                    self.last_published_ms[pair] = ts
-                    out.append(self._entry(pair, ts, y, x, metrics))
+                fired = self.alerts.evaluate(aligner.pair, obs.ts_ms, metrics)
+                fired_out.extend(a.stream_fields() for a in fired)
+                if fired or obs.ts_ms - self.last_published_ms.get(aligner.pair, -math.inf) >= self.min_gap_ms:
+                    self.last_published_ms[aligner.pair] = obs.ts_ms
+                    out.append(self._entry(aligner.pair, obs.ts_ms, obs.y, obs.x, metrics, engine))
+        self._write(out, fired_out, books)
+
+    @staticmethod
+    def _adf_fields(engine: PairEngine) -> dict[str, float]:
+        res = engine.last_adf
+        if res is None or not res.ran:
+            return {}
+        return {"adf_stat": res.statistic, "adf_pvalue": res.p_value, "adf_lags": float(res.lags_used)}
+
+    def _write(self, out: list[dict[str, str]], fired: list[dict[str, str]], books: dict[str, dict[str, Any]]) -> None:
         pipe = self.r.pipeline(transaction=False)
         for fields in out:
             pipe.xadd(keys.ANALYTICS_STREAM, fields, maxlen=self.maxlen, approximate=True)  # type: ignore[arg-type]
+        for fields in fired:
+            pipe.xadd(keys.ALERTS_STREAM, fields, maxlen=10_000, approximate=True)  # type: ignore[arg-type]
         for sym, book in books.items():
             pipe.set(keys.latest_book_key(sym), json.dumps(book))
+        for sym, snap in self.snapshots.items():
+            pipe.set(keys.symbol_stats_key(sym), json.dumps({"symbol": sym, **_finite(asdict(snap))}))
+        self.snapshots = {}
         pipe.execute()
         self.published += len(out)
+        if fired:
+            self.alerts_fired += len(fired)
+            log.info("%d alert(s) fired", len(fired))
 
     @staticmethod
-    def _entry(pair: tuple[str, str], ts: int, y: float, x: float, metrics: dict[str, float]) -> dict[str, str]:
-        fields = {"v": SCHEMA_VERSION, "pair": "/".join(pair), "ts": str(ts), "y": repr(y), "x": repr(x)}
+    def _entry(pair: str, ts: int, y: float, x: float, metrics: dict[str, float], engine: PairEngine) -> dict[str, str]:
+        fields = {"v": SCHEMA_VERSION, "pair": pair, "ts": str(ts), "y": repr(y), "x": repr(x)}
         for name, value in metrics.items():
-            if value is not None and value == value:  # drop None and NaN: absent until warm
+            if value == value and not math.isinf(value):
                 fields[name] = repr(float(value))
+        res = engine.last_adf
+        if res is not None:
+            fields["adf_verdict"] = res.verdict
         return fields

@@ -11,7 +11,6 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -20,7 +19,7 @@ import uvicorn
 from qs_common import keys
 from qs_common.settings import Settings
 from qs_common.status import RateMeter, write_status
-from worker.analytics_service import AnalyticsHandler, PairModel
+from worker.analytics_service import AnalyticsHandler
 from worker.api import create_app
 from worker.backfill.service import BackfillService
 from worker.candle_service import CandleHandler
@@ -30,31 +29,6 @@ from worker.store import CandleStore
 log = logging.getLogger("worker")
 
 ROLES = ("all", "candles", "analytics")
-
-
-def default_pair_model(settings: Settings) -> Callable[[], PairModel]:
-    from worker.analytics.ols import RollingOLS
-    from worker.analytics.spread import SpreadZScore, spread
-
-    class FirstPairModel:
-        """Rolling OLS hedge ratio, spread and its z-score: the first analytics publish."""
-
-        def __init__(self) -> None:
-            self.ols = RollingOLS(settings.ols_window)
-            self.z = SpreadZScore(settings.ols_window)
-
-        def update(self, ts_ms: int, y: float, x: float) -> dict[str, float]:
-            fit = self.ols.update(x, y, ts_ms)
-            if fit is None or not fit.ok:
-                return {"n": float(self.ols.n) if hasattr(self.ols, "n") else 0.0}
-            s = spread(y, x, fit.beta, fit.alpha)
-            z = self.z.update(s, ts_ms)
-            out = {"ols_beta": fit.beta, "ols_alpha": fit.alpha, "ols_r2": fit.r2, "spread": s, "n": float(fit.n)}
-            if z is not None:
-                out["zscore"] = z.z
-            return out
-
-    return FirstPairModel
 
 
 class Worker:
@@ -81,7 +55,7 @@ class Worker:
             if settings.backfill_enabled:  # before the consumer starts: it reads where the last run ended
                 self.backfill = BackfillService(settings, self.store, self.r, f"backfill-{name}")
         if role in ("all", "analytics"):
-            a_handler = AnalyticsHandler(settings, self.r, default_pair_model(settings))
+            a_handler = AnalyticsHandler(settings, self.r)
             self._add("analytics", keys.ANALYTICS_GROUP, f"analytics-{name}", a_handler)
 
     def _add(self, label: str, group: str, consumer: str, handler: Any) -> None:
@@ -112,7 +86,8 @@ class Worker:
                     "entries_per_s": meters[label].rate(c.stats.entries) if meters else None,
                     "last_event_ms": getattr(handler, "last_event_ms", None), **lag,
                 }
-                for extra in ("trades", "bad_entries", "observations", "published"):
+                extras = ("trades", "bad_entries", "observations", "published", "alerts_fired", "bad_rules", "errors")
+                for extra in extras:
                     if hasattr(handler, extra):
                         record[extra] = getattr(handler, extra)
                 write_status(self.r, f"worker-{label}", record)

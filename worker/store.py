@@ -140,7 +140,8 @@ class CandleStore:
         """Drop trades older than `retention_ms` before each symbol's newest trade (they only serve dedup)."""
         with self.write_lock:
             rows = self.con.execute(
-                "DELETE FROM trades t USING (SELECT symbol, max(trade_time_ms) AS newest FROM trades GROUP BY symbol) m "
+                "DELETE FROM trades t USING "
+                "(SELECT symbol, max(trade_time_ms) AS newest FROM trades GROUP BY symbol) m "
                 "WHERE t.symbol = m.symbol AND t.trade_time_ms < m.newest - ?",
                 [retention_ms],
             ).fetchone()

@@ -103,12 +103,13 @@ def test_live_trades_never_change_a_rest_candle(tmp_path):
     store = CandleStore(tmp_path / "m.duckdb")
     try:
         store.con.execute(
-            "INSERT INTO candles VALUES ('BTCUSDT', '1m', 0, 1, 2, 0.5, 1.5, 10, 10, 3, 5, 5, NULL, NULL, 59999, 'rest')"
+            "INSERT INTO candles VALUES "
+            "('BTCUSDT', '1m', 0, 1, 2, 0.5, 1.5, 10, 10, 3, 5, 5, NULL, NULL, 59999, 'rest')"
         )
         merged = store.apply_trades(trades_frame(["BTCUSDT"], [1], ["100"], ["1"], [10], [False]))
         row = store.candles("BTCUSDT", "1m", 0, 0, 1).to_dicts()[0]
         assert (row["high"], row["volume"], row["trades"], row["source"]) == ("2.00000000", "10.00000000", 3, "rest")
-        assert merged.filter((pl.col("interval") == "1m")).is_empty()
+        assert merged.filter(pl.col("interval") == "1m").is_empty()
         assert len(store.candles("BTCUSDT", "1s", None, None, 10)) == 1  # the 1s candle had no REST twin
     finally:
         store.close()

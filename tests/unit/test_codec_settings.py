@@ -73,6 +73,14 @@ def test_a_bad_setting_stops_start_up_naming_the_variable(var, value):
     assert lines[0].startswith(f"invalid setting {var}:") or lines[0].startswith("invalid settings: PAIRS")
 
 
+def test_default_pair_follows_the_symbols(monkeypatch):
+    monkeypatch.delenv("PAIRS", raising=False)
+    monkeypatch.setenv("SYMBOLS", "solusdt,bnbusdt,btcusdt")
+    assert Settings().pairs == ("BNBUSDT/SOLUSDT",)
+    monkeypatch.setenv("SYMBOLS", "btcusdt")
+    assert Settings().pairs == ()
+
+
 def test_pair_legs_must_be_configured_symbols():
     with pytest.raises(SystemExit):
         load_settings(symbols="BTCUSDT,ETHUSDT", pairs="SOLUSDT/BTCUSDT")

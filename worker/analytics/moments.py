@@ -4,6 +4,8 @@ Why not running sums of x and x²: at BTC-level prices (x ≈ 60,000) a quiet wi
 Σx² ≈ 3.6e9·n while the quantity we need, Σ(x − x̄)², is ≈ 1e-4·n: the subtraction loses all thirteen
 significant digits. Two things keep these classes exact to a few ulps instead:
 
+* When a sum of squares collapses (see `_DROP`) it is recomputed at once, so a quiet window after a
+  volatile one does not inherit the volatile one's rounding residue.
 * Every value is stored relative to a shift K (the window mean at the last exact recompute), so the
   running means are small numbers whose rounding error is relative to the cent-level moves, not to 60,000.
 * Centred co-moments are updated Welford-style (add, remove, or one combined replace when the window is
@@ -19,11 +21,16 @@ from __future__ import annotations
 import math
 from collections import deque
 
+_DROP = 1e-4
+"""Rounding residue left in a running sum of squares is ~eps × the largest value it held since the last
+exact recompute. When the sum falls below _DROP of that peak (a volatile window turning quiet, or a leg
+that stops trading), that residue would no longer be negligible, so the sums are recomputed at once."""
+
 
 class RollingMoments:
     """Mean and centred sum of squares of one series over a sliding window."""
 
-    __slots__ = ("window", "window_ms", "recompute_every", "_buf", "_k", "_mean", "_m2", "_since")
+    __slots__ = ("window", "window_ms", "recompute_every", "_buf", "_k", "_mean", "_m2", "_since", "_hi")
 
     def __init__(self, window: int, window_ms: int | None = None, recompute_every: int | None = None) -> None:
         if window < 1:
@@ -38,6 +45,7 @@ class RollingMoments:
         self._mean = 0.0  # mean of (v - k)
         self._m2 = 0.0  # Σ (v - mean)²
         self._since = 0
+        self._hi = 0.0  # largest m2 since the last recompute (see `_DROP`)
 
     @property
     def n(self) -> int:
@@ -88,7 +96,10 @@ class RollingMoments:
                 while len(buf) > self.window or buf[0][1] <= cutoff:
                     self._remove(buf.popleft()[0])
         self._since += 1
-        if self._since >= self.recompute_every:
+        m2 = self._m2
+        if m2 > self._hi:
+            self._hi = m2
+        if self._since >= self.recompute_every or m2 < self._hi * _DROP:
             self.recompute()
 
     def _remove(self, old: float) -> None:
@@ -108,14 +119,14 @@ class RollingMoments:
         vals = [v for v, _ in self._buf]
         n = len(vals)
         if n == 0:
-            self._k = self._mean = self._m2 = 0.0
+            self._k = self._mean = self._m2 = self._hi = 0.0
             return
         k = math.fsum(vals) / n
         dev = [v - k for v in vals]
         corr = math.fsum(dev) / n
         self._k = k
         self._mean = corr
-        self._m2 = math.fsum([(d - corr) * (d - corr) for d in dev])
+        self._m2 = self._hi = math.fsum([(d - corr) * (d - corr) for d in dev])
 
 
 class RollingCoMoments:
@@ -123,7 +134,7 @@ class RollingCoMoments:
 
     __slots__ = (
         "window", "window_ms", "recompute_every", "_buf", "_kx", "_ky",
-        "_mx", "_my", "_sxx", "_syy", "_sxy", "_since",
+        "_mx", "_my", "_sxx", "_syy", "_sxy", "_since", "_hx", "_hy",
     )  # fmt: skip
 
     def __init__(self, window: int, window_ms: int | None = None, recompute_every: int | None = None) -> None:
@@ -139,6 +150,7 @@ class RollingCoMoments:
         self._mx = self._my = 0.0
         self._sxx = self._syy = self._sxy = 0.0
         self._since = 0
+        self._hx = self._hy = 0.0  # largest Sxx, Syy since the last recompute (see `_DROP`)
 
     @property
     def n(self) -> int:
@@ -212,7 +224,13 @@ class RollingCoMoments:
                     xo, yo, _ = buf.popleft()
                     self._remove(xo, yo)
         self._since += 1
-        if self._since >= self.recompute_every:
+        sxx = self._sxx
+        syy = self._syy
+        if sxx > self._hx:
+            self._hx = sxx
+        if syy > self._hy:
+            self._hy = syy
+        if self._since >= self.recompute_every or sxx < self._hx * _DROP or syy < self._hy * _DROP:
             self.recompute()
 
     def _remove(self, xo: float, yo: float) -> None:
@@ -237,7 +255,7 @@ class RollingCoMoments:
         n = len(self._buf)
         if n == 0:
             self._kx = self._ky = self._mx = self._my = 0.0
-            self._sxx = self._syy = self._sxy = 0.0
+            self._sxx = self._syy = self._sxy = self._hx = self._hy = 0.0
             return
         xs = [x for x, _, _ in self._buf]
         ys = [y for _, y, _ in self._buf]
@@ -253,6 +271,8 @@ class RollingCoMoments:
         self._sxx = math.fsum([a * a for a in ex])
         self._syy = math.fsum([b * b for b in ey])
         self._sxy = math.fsum([a * b for a, b in zip(ex, ey, strict=True)])
+        self._hx = self._sxx
+        self._hy = self._syy
 
     def x_is_constant(self) -> bool:
         """Exact check, O(n): used only when Sxx is already at rounding level."""

@@ -57,7 +57,7 @@ def fit_from_comoments(c: RollingCoMoments) -> OLSFit:
     return OLSFit(
         beta,
         my - beta * mx,
-        1.0 - ssr / syy if syy > 0.0 else math.nan,
+        1.0 - ssr / syy if syy > n * (8.0 * _EPS * my) ** 2 else math.nan,  # y flat: R² undefined
         math.sqrt(ssr / (n - 2)) if n > 2 else math.nan,
         n,
         mx,

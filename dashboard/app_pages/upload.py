@@ -1,0 +1,111 @@
+"""Upload: an OHLC CSV (or two, or one with a symbol column) → validation, the same analytics, downloads, import."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import data, views
+from dashboard.components import charts, notices
+from dashboard.csv_upload import CsvError, ParsedCsv, infer_interval_ms, parse_ohlc_csv, to_api_csv
+from dashboard.features import features
+from dashboard.frames import align_closes
+from dashboard.pair_calc import PairCalc
+from dashboard.sidebar import Controls
+from worker.analytics.stationarity import adf_test
+
+IMPORT_INTERVALS = {"1s": 1_000, "1m": 60_000, "5m": 300_000}
+c: Controls = st.session_state["_controls"]
+st.title("Upload OHLC")
+st.caption(
+    "Binance kline CSV (ms or µs, with or without header) or any CSV with a time column and "
+    "open, high, low, close (volume and symbol optional); ISO or epoch times. Nothing is stored "
+    "unless you import it."
+)
+
+files = st.file_uploader("CSV file(s)", type=["csv", "txt"], accept_multiple_files=True, key="upload_files")
+if not files:
+    st.stop()
+
+series: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
+failed = False
+for f in files:
+    try:
+        parsed: ParsedCsv = parse_ohlc_csv(f.getvalue())
+    except CsvError as exc:
+        failed = True
+        st.error(f"**{f.name}** was not accepted:\n\n" + "\n".join(f"- {p}" for p in exc.problems))
+        continue
+    stem = re.sub(r"[^A-Za-z0-9]", "", f.name.split(".")[0].split("-")[0]).upper() or "SERIES"
+    if parsed.symbols:
+        for sym in parsed.symbols:
+            series[sym] = parsed.for_symbol(sym)
+    else:
+        series[stem if stem not in series else f"{stem}{len(series) + 1}"] = (parsed.frame, parsed.text)
+    st.success(
+        f"**{f.name}**: {len(parsed.frame)} rows, layout {parsed.layout}"
+        + (f", symbols {', '.join(parsed.symbols)}" if parsed.symbols else "")
+    )
+if failed or not series:
+    st.stop()
+
+names = list(series)
+if len(names) >= 2:
+    a, b = st.columns(2)
+    y = a.selectbox("Y leg", names, index=0, key="up_y")
+    x = b.selectbox("X leg", [n for n in names if n != y], index=0, key="up_x")
+    closes = align_closes(series[y][0], series[x][0])
+    st.subheader(f"{y}/{x}: {len(closes)} shared candles · {c.regression}, window {c.window}")
+    calc = PairCalc(c.regression, c.window, dict(views.kalman_params()))
+    out = calc.run(closes, None)
+    if out["zscore"].notna().sum() == 0:
+        notices.needs_more("Pair analytics", max(calc.needs(), 1), len(closes))
+    else:
+        st.plotly_chart(charts.legs(out, y, x, c.tz), config=charts.CONFIG)
+        st.plotly_chart(charts.spread_z(out, c.tz, c.z_exit, c.z_entry), config=charts.CONFIG)
+        st.plotly_chart(charts.lines(out, ["beta"], c.tz, f"Hedge ratio ({c.regression})"), config=charts.CONFIG)
+        res = adf_test(out["spread"].dropna().to_numpy())
+        st.markdown(
+            f"**ADF on the whole spread:** {res.verdict}"
+            + (f" (statistic {res.statistic:.3f}, p = {res.p_value:.4f})" if res.ran else "")
+        )
+    results = out.rename(columns={"y": y, "x": x})
+    st.download_button(
+        "Download pair analytics (CSV)",
+        results.to_csv(index=False),
+        f"{y}-{x}-analytics.csv",
+        "text/csv",
+        key="up_dl_pair",
+    )
+
+st.subheader("Series")
+pick = st.selectbox("Series", names, key="up_series")
+frame, text = series[pick]
+st.plotly_chart(charts.candles(frame, pick, c.tz), config=charts.CONFIG)
+feats = features(frame)
+st.dataframe(feats.iloc[::-1], hide_index=True, height=300)
+st.download_button(
+    "Download features (CSV)", feats.to_csv(index=False), f"{pick}-features.csv", "text/csv", key="up_dl_features"
+)
+
+st.subheader("Import into history")
+step = infer_interval_ms(frame["open_time"])
+guess = next((k for k, v in IMPORT_INTERVALS.items() if v == step), "1m")
+i1, i2, i3 = st.columns(3)
+symbol = i1.text_input("Symbol", value=pick if re.fullmatch(r"[A-Z0-9]{2,30}", pick) else "", key="up_symbol")
+interval = i2.selectbox("Interval", list(IMPORT_INTERVALS), index=list(IMPORT_INTERVALS).index(guess), key="up_int")
+if i3.button("Import", key="up_import"):
+    symbol = symbol.strip().upper()
+    if not re.fullmatch(r"[A-Z0-9]{2,30}", symbol):
+        st.error("Symbol: letters and digits only, like BTCUSDT.")
+    elif step is not None and step != IMPORT_INTERVALS[interval]:
+        st.error(f"Interval: the file's candles are {step // 1000} s apart, not {interval}.")
+    else:
+        try:
+            n = data.import_candles(symbol, interval, to_api_csv(text))
+        except data.Unavailable as exc:
+            st.error(str(exc))
+        else:
+            st.success(f"Imported {n} {interval} candles of {symbol}.")

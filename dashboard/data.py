@@ -1,0 +1,208 @@
+"""Every read (and the few writes) the dashboard does: Redis and the worker HTTP API.
+
+Clients are `st.cache_resource` (one per process); reads of history are `st.cache_data` with a short TTL.
+Live Redis values (forming candle, top of book, status) are single GETs, cheap enough to do on every
+fragment run. A failure becomes `Unavailable` with a plain sentence; pages show it instead of a trace.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import httpx
+import pandas as pd
+import redis
+import streamlit as st
+from pydantic import ValidationError
+
+from qs_common import keys
+from qs_common.settings import Settings, describe_error
+from qs_common.status import read_statuses
+
+CANDLE_FLOATS = ("open", "high", "low", "close", "volume", "quote_volume", "taker_buy_volume", "vwap")
+INTERVAL_MS = {"1s": 1_000, "1m": 60_000, "5m": 300_000, "15m": 900_000, "1h": 3_600_000, "4h": 14_400_000}
+
+
+class Unavailable(RuntimeError):
+    """A data source did not answer; the message is fit to show as is."""
+
+
+@st.cache_resource
+def _settings() -> Settings | str:
+    try:
+        return Settings()  # type: ignore[call-arg]  # pydantic-settings fills the fields from the environment
+    except ValidationError as err:
+        return "; ".join(describe_error(err))
+
+
+def settings() -> Settings:
+    """The process's settings (read once); a bad variable becomes Unavailable naming it."""
+    value = _settings()
+    if isinstance(value, str):
+        raise Unavailable(f"The dashboard's settings are invalid: {value}")
+    return value
+
+
+@st.cache_resource
+def redis_client(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, decode_responses=True, socket_timeout=2, socket_connect_timeout=2)
+
+
+@st.cache_resource
+def http_client(api_url: str) -> httpx.Client:
+    return httpx.Client(base_url=api_url, timeout=httpx.Timeout(5.0, connect=2.0))
+
+
+def rds() -> redis.Redis:
+    return redis_client(settings().redis_url)
+
+
+def api() -> httpx.Client:
+    return http_client(settings().api_url)
+
+
+def redis_call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    try:
+        return fn(*args, **kwargs)
+    except redis.RedisError as exc:
+        raise Unavailable(f"Redis at {settings().redis_url} is not answering ({type(exc).__name__}).") from None
+
+
+def candles_frame(csv_text: str) -> pd.DataFrame:
+    """The API's CSV candles as a frame: open_time int64 ms, prices and volumes float."""
+    if not csv_text.strip():
+        return empty_candles()
+    frame = pd.read_csv(io.StringIO(csv_text), dtype={"source": "string"})
+    frame["open_time"] = frame["open_time"].astype("int64")
+    for col in CANDLE_FLOATS:
+        if col in frame:
+            frame[col] = frame[col].astype("float64")
+    return frame
+
+
+def empty_candles() -> pd.DataFrame:
+    cols = {"open_time": "int64", **dict.fromkeys(("open", "high", "low", "close", "volume"), "float64")}
+    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in cols.items()})
+
+
+@st.cache_data(ttl=60, max_entries=64, show_spinner=False)
+def fetch_candles(
+    api_url: str,
+    symbol: str,
+    interval: str,
+    limit: int,
+    start: int | None = None,
+    end: int | None = None,
+    bucket: int = 0,
+) -> pd.DataFrame:
+    """History from `GET /candles` (CSV). `bucket` is only part of the cache key: callers change it to refetch."""
+    params: dict[str, str | int] = {"symbol": symbol, "interval": interval, "limit": limit, "format": "csv"}
+    if start is not None:
+        params["start"] = start
+    if end is not None:
+        params["end"] = end
+    try:
+        resp = http_client(api_url).get("/candles", params=params)
+    except httpx.HTTPError as exc:
+        raise Unavailable(f"The worker API at {api_url} is not answering ({type(exc).__name__}).") from None
+    if resp.status_code != 200:
+        raise Unavailable(f"The worker API answered {resp.status_code} for {symbol} {interval}: {_error_text(resp)}")
+    return candles_frame(resp.text)
+
+
+def _error_text(resp: httpx.Response) -> str:
+    try:
+        return str(resp.json().get("error", resp.text[:200]))
+    except (ValueError, AttributeError):
+        return resp.text[:200]
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def fetch_symbols(api_url: str) -> list[dict[str, Any]]:
+    try:
+        resp = http_client(api_url).get("/symbols")
+        resp.raise_for_status()
+        body = resp.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise Unavailable(f"The worker API at {api_url} is not answering ({type(exc).__name__}).") from None
+    return list(body.get("symbols", body) if isinstance(body, dict) else body)
+
+
+def import_candles(symbol: str, interval: str, csv_body: str) -> int:
+    """`POST /candles/import`; the count imported, or Unavailable with the API's own message."""
+    url = settings().api_url
+    try:
+        resp = api().post(
+            "/candles/import",
+            params={"symbol": symbol, "interval": interval},
+            content=csv_body.encode(),
+            headers={"content-type": "text/csv"},
+        )
+    except httpx.HTTPError as exc:
+        raise Unavailable(f"The worker API at {url} is not answering ({type(exc).__name__}).") from None
+    if resp.status_code != 200:
+        raise Unavailable(f"Import refused ({resp.status_code}): {_error_text(resp)}")
+    return int(resp.json().get("imported", 0))
+
+
+def _json_get(key: str) -> dict[str, Any] | None:
+    raw = redis_call(rds().get, key)
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def forming_candle(symbol: str, interval: str) -> dict[str, Any] | None:
+    return _json_get(keys.forming_candle_key(symbol, interval))
+
+
+def forming_candles(symbols: list[str], interval: str) -> dict[str, dict[str, Any] | None]:
+    """Several symbols in one round trip (MGET)."""
+    raws = redis_call(rds().mget, [keys.forming_candle_key(s, interval) for s in symbols])
+    return {s: _loads(raw) for s, raw in zip(symbols, raws, strict=True)}
+
+
+def books(symbols: list[str]) -> dict[str, dict[str, Any] | None]:
+    raws = redis_call(rds().mget, [keys.latest_book_key(s) for s in symbols])
+    return {s: _loads(raw) for s, raw in zip(symbols, raws, strict=True)}
+
+
+def _loads(raw: str | None) -> dict[str, Any] | None:
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def statuses() -> dict[str, dict[str, Any]]:
+    return redis_call(read_statuses, rds())
+
+
+def stream_last(stream: str, count: int) -> list[tuple[str, dict[str, str]]]:
+    """The newest `count` entries, oldest first."""
+    return list(reversed(redis_call(rds().xrevrange, stream, "+", "-", count=count)))
+
+
+def stream_length(stream: str) -> int:
+    return int(redis_call(rds().xlen, stream))
+
+
+def alert_rules() -> dict[str, str]:
+    return dict(redis_call(rds().hgetall, keys.ALERT_RULES))
+
+
+def save_alert_rule(rule_id: str, rule_json: str) -> None:
+    redis_call(rds().hset, keys.ALERT_RULES, rule_id, rule_json)
+
+
+def delete_alert_rule(rule_id: str) -> None:
+    redis_call(rds().hdel, keys.ALERT_RULES, rule_id)

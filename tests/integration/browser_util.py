@@ -1,0 +1,341 @@
+"""Shared by the dashboard tests and bench: a real redis-server, a stand-in worker API, seeded live keys.
+
+The stand-in serves `GET /candles` (CSV), `GET /symbols` and `POST /candles/import` from candles held in
+memory, the way the worker API's contract describes; Redis is the real server, seeded with the keys the
+worker writes.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+from urllib.request import urlopen
+
+import redis
+from websockets.sync.client import connect as ws_connect
+
+from qs_common import keys
+
+KLINES = Path(__file__).resolve().parents[1] / "fixtures" / "BTCUSDT-1m-2024-08-08.csv"
+HEADER = "open_time,open,high,low,close,volume,quote_volume,trades,taker_buy_volume"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_redis() -> Iterator[str]:
+    port = free_port()
+    workdir = tempfile.mkdtemp(prefix="qs-redis-")
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no", "--dir", workdir],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    r = redis.Redis(port=port)
+    for _ in range(100):
+        try:
+            r.ping()
+            break
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(5)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def kline_candles() -> dict[str, list[dict[str, str]]]:
+    """BTCUSDT's official 1m klines of 2024-08-08 and an ETHUSDT series that follows it (β ≈ 0.0432)."""
+    btc, eth = [], []
+    for i, line in enumerate(KLINES.read_text().splitlines()):
+        f = line.split(",")
+        btc.append(dict(zip(HEADER.split(","), [f[0], f[1], f[2], f[3], f[4], f[5], f[7], f[8], f[9]], strict=True)))
+        wiggle = 3 * math.sin(i / 7)
+        o, h, lo, c = (float(v) * 0.0432 + wiggle for v in (f[1], f[2], f[3], f[4]))
+        eth.append(
+            {
+                "open_time": f[0],
+                "open": f"{o:.2f}",
+                "high": f"{max(o, h, c):.2f}",
+                "low": f"{min(o, lo, c):.2f}",
+                "close": f"{c:.2f}",
+                "volume": f"{float(f[5]) * 15:.4f}",
+                "quote_volume": "0",
+                "trades": f[8],
+                "taker_buy_volume": "0",
+            }
+        )
+    return {"BTCUSDT": btc, "ETHUSDT": eth}
+
+
+class FakeApi:
+    """The worker API's read side over in-memory candles (1m only; other intervals answer empty)."""
+
+    def __init__(self, candles: dict[str, list[dict[str, str]]]) -> None:
+        self.candles = candles
+        self.imports: list[tuple[str, str, str]] = []
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _send(self, code: int, body: str, ctype: str) -> None:
+                raw = body.encode()
+                self.send_response(code)
+                self.send_header("content-type", ctype)
+                self.send_header("content-length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+            def do_GET(self) -> None:  # noqa: N802
+                url = urlparse(self.path)
+                q = {k: v[0] for k, v in parse_qs(url.query).items()}
+                if url.path == "/symbols":
+                    rows = [
+                        {
+                            "symbol": s,
+                            "interval": "1m",
+                            "count": len(c),
+                            "first_open_time": int(c[0]["open_time"]),
+                            "last_open_time": int(c[-1]["open_time"]),
+                        }
+                        for s, c in api.candles.items()
+                    ]
+                    self._send(200, json.dumps({"symbols": rows}), "application/json")
+                elif url.path == "/candles":
+                    rows = api.candles.get(q["symbol"], []) if q.get("interval") == "1m" else []
+                    start, end = int(q.get("start", 0)), int(q.get("end", 2**62))
+                    rows = [r for r in rows if start <= int(r["open_time"]) <= end][-int(q.get("limit", 1000)) :]
+                    lines = [HEADER] + [",".join(r[k] for k in HEADER.split(",")) for r in rows]
+                    self._send(200, "\n".join(lines) + "\n", "text/csv")
+                else:
+                    self._send(404, json.dumps({"error": "not found"}), "application/json")
+
+            def do_POST(self) -> None:  # noqa: N802
+                url = urlparse(self.path)
+                q = {k: v[0] for k, v in parse_qs(url.query).items()}
+                body = self.rfile.read(int(self.headers.get("content-length", 0))).decode()
+                api.imports.append((q["symbol"], q["interval"], body))
+                self._send(200, json.dumps({"imported": len(body.strip().splitlines()) - 1}), "application/json")
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> FakeApi:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def seed_live(r: redis.Redis, candles: dict[str, list[dict[str, str]]], analytics: int = 200) -> None:
+    """What the worker writes: forming candles, top of book, analytics entries and status records."""
+    last_ms = int(candles["BTCUSDT"][-1]["open_time"])
+    for sym, rows in candles.items():
+        forming = {**rows[-1], "close": str(round(float(rows[-1]["close"]) + 1.0, 2))}
+        forming["high"] = str(max(float(forming["high"]), float(forming["close"])))
+        r.set(keys.forming_candle_key(sym, "1m"), json.dumps(forming))
+        px = float(forming["close"])
+        r.set(
+            keys.latest_book_key(sym),
+            json.dumps(
+                {
+                    "bid": f"{px - 0.01:.2f}",
+                    "bid_qty": "3.5",
+                    "ask": f"{px + 0.01:.2f}",
+                    "ask_qty": "1.5",
+                    "update_id": 1,
+                    "recv_ns": last_ms * 10**6,
+                    "ts": last_ms,
+                }
+            ),
+        )
+    for i in range(analytics):
+        ts = last_ms - (analytics - i) * 100
+        r.xadd(
+            keys.ANALYTICS_STREAM,
+            {
+                "v": "1",
+                "pair": "ETHUSDT/BTCUSDT",
+                "ts": ts,
+                "recv_ns": ts * 10**6,
+                "y": "2660",
+                "x": "61600",
+                "ols_beta": 0.043 + i * 1e-6,
+                "ols_alpha": 1.0,
+                "ols_r2": 0.97,
+                "kalman_beta": 0.0431,
+                "spread": 0.1,
+                "zscore": 1.25,
+                "n": i + 1,
+            },
+        )
+    now = int(time.time() * 1000)
+    r.set(
+        keys.status_key("ingest"),
+        json.dumps(
+            {
+                "process": "ingest",
+                "updated_ms": now,
+                "state": "connected",
+                "source": "replay",
+                "venue": "binance-spot",
+                "connected_since_ms": now - 60_000,
+                "frames": 100,
+                "frames_per_s": 12.5,
+                "dead_letters": 0,
+                "gaps": 1,
+                "last_frame_ms": now - 300,
+            }
+        ),
+    )
+    r.set(
+        keys.status_key("worker-candles"),
+        json.dumps(
+            {
+                "process": "worker-candles",
+                "updated_ms": now,
+                "state": "running",
+                "entries": 5,
+                "entries_per_s": 1.0,
+                "lag": 0,
+                "pending": 0,
+            }
+        ),
+    )
+    r.set(
+        keys.status_key("worker-backfill"),
+        json.dumps(
+            {
+                "process": "worker-backfill",
+                "updated_ms": now,
+                "state": "running",
+                "symbols_done": 1,
+                "fetched": 1440,
+                "last_error": "",
+            }
+        ),
+    )
+    r.xadd(
+        keys.GAPS_STREAM,
+        {
+            "start_ms": last_ms - 60_000,
+            "end_ms": last_ms - 30_000,
+            "symbols": "BTCUSDT",
+            "reason": "reconnect",
+            "venue": "binance-spot",
+        },
+    )
+
+
+class Chromium:
+    """Headless /usr/bin/chromium driven over the DevTools protocol (one page, synchronous calls)."""
+
+    FLAGS = (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--hide-scrollbars",
+        "--window-size=1600,2400",
+    )
+
+    def __init__(self, binary: str = "/usr/bin/chromium") -> None:
+        self.profile = tempfile.mkdtemp(prefix="qs-chromium-")
+        self.proc = subprocess.Popen(
+            [binary, *self.FLAGS, f"--user-data-dir={self.profile}", "--remote-debugging-port=0", "about:blank"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        port_file = Path(self.profile) / "DevToolsActivePort"
+        deadline = time.monotonic() + 30
+        while not port_file.exists() or not port_file.read_text().strip():
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError("chromium did not start")
+            time.sleep(0.1)
+        port = int(port_file.read_text().split()[0])
+        with urlopen(f"http://127.0.0.1:{port}/json/list", timeout=5) as resp:
+            pages = [t for t in json.loads(resp.read()) if t["type"] == "page"]
+        self.ws = ws_connect(pages[0]["webSocketDebuggerUrl"], max_size=None, open_timeout=10, legacy=True)
+        self._id = 0
+        self.call("Page.enable")
+        self.call("Runtime.enable")
+
+    def call(self, method: str, **params: object) -> dict[str, Any]:
+        self._id += 1
+        msg_id = self._id
+        self.ws.send(json.dumps({"id": msg_id, "method": method, "params": params}))
+        while True:
+            msg = json.loads(self.ws.recv(timeout=60))
+            if msg.get("id") == msg_id:
+                if "error" in msg:
+                    raise RuntimeError(f"{method}: {msg['error']}")
+                return dict(msg.get("result", {}))
+
+    def evaluate(self, expression: str) -> Any:
+        out = self.call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
+        if "exceptionDetails" in out:
+            raise RuntimeError(f"script error: {out['exceptionDetails']}")
+        return out["result"].get("value")
+
+    def navigate(self, url: str) -> None:
+        self.call("Page.navigate", url=url)
+
+    def wait_for(self, expression: str, timeout: float = 60.0) -> Any:
+        """Poll a JS expression until it is truthy; return its value (or raise with the last value)."""
+        deadline = time.monotonic() + timeout
+        value = None
+        while time.monotonic() < deadline:
+            value = self.evaluate(expression)
+            if value:
+                return value
+            time.sleep(0.25)
+        page = self.evaluate("location.href + ' :: ' + (document.body ? document.body.innerText.slice(0, 500) : '')")
+        raise TimeoutError(f"{expression!r} stayed falsy ({value!r}); page: {page}")
+
+    def screenshot(self, path: Path) -> None:
+        height = int(self.evaluate("Math.max(document.body.scrollHeight, 2400)") or 2400)
+        shot = self.call(
+            "Page.captureScreenshot",
+            format="png",
+            captureBeyondViewport=True,
+            clip={"x": 0, "y": 0, "width": 1600, "height": min(height, 6000), "scale": 1},
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(base64.b64decode(shot["data"]))
+
+    def close(self) -> None:
+        try:
+            self.ws.close()
+        finally:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+            shutil.rmtree(self.profile, ignore_errors=True)

@@ -1,0 +1,194 @@
+"""Alert rules on engine metrics, and their evaluation with hysteresis and cool-down (pure: no I/O, no clock).
+
+A rule fires when its condition becomes true while it is armed and out of cool-down; it then disarms and
+re-arms only once the value has crossed back past the threshold by the hysteresis margin (for `z > 2` with
+hysteresis 0.5: after z ≤ 1.5). The cool-down is observation time: no second firing for the same rule and
+pair before `cooldown_ms` after the last one. Rules are JSON (stored in the `alerts:rules` hash).
+
+Expressions are parsed by one regular expression, never evaluated: `z > 2`, `|z| >= 2.5`, `adf_p < 0.05`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from worker.analytics.names import resolve_metric
+
+Operator = Literal[">", ">=", "<", "<="]
+
+_EXPR = re.compile(
+    r"""^\s*(?:(?P<abs>\|)\s*(?P<am>[A-Za-z_][A-Za-z0-9_]*)\s*\||(?P<m>[A-Za-z_][A-Za-z0-9_]*))
+        \s*(?P<op>>=|<=|>|<)\s*
+        (?P<th>[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*$""",
+    re.VERBOSE,
+)
+
+
+class AlertRule(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(min_length=1, max_length=64)
+    metric: str
+    op: Operator
+    threshold: float
+    abs_value: bool = False  # compare |value| (the `|z| >= 2.5` form)
+    pair: str = "*"  # `Y/X` or '*' for every pair
+    hysteresis: float = Field(0.0, ge=0.0)
+    cooldown_ms: int = Field(0, ge=0)
+    enabled: bool = True
+    name: str = ""
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, v: str) -> str:
+        return resolve_metric(v)
+
+    @field_validator("threshold")
+    @classmethod
+    def _finite(cls, v: float) -> float:
+        if not math.isfinite(v):
+            raise ValueError("threshold must be a finite number")
+        return v
+
+    @field_validator("pair")
+    @classmethod
+    def _pair(cls, v: str) -> str:
+        return v.strip().upper() or "*"
+
+    @property
+    def expression(self) -> str:
+        m = f"|{self.metric}|" if self.abs_value else self.metric
+        return f"{m} {self.op} {self.threshold:g}"
+
+    @classmethod
+    def from_expression(cls, rule_id: str, expression: str, **fields: object) -> AlertRule:
+        """Build a rule from a short expression plus the other fields (pair, hysteresis, cooldown_ms, ...)."""
+        metric, op, threshold, abs_value = parse_expression(expression)
+        return cls.model_validate(
+            {"id": rule_id, "metric": metric, "op": op, "threshold": threshold, "abs_value": abs_value, **fields}
+        )
+
+    def to_json(self) -> str:
+        return self.model_dump_json()
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> AlertRule:
+        return cls.model_validate_json(text)
+
+    def condition(self, value: float) -> bool:
+        return _compare(abs(value) if self.abs_value else value, self.op, self.threshold)
+
+    def rearmed(self, value: float) -> bool:
+        """The value is back across the threshold by the hysteresis margin."""
+        v = abs(value) if self.abs_value else value
+        shifted = self.threshold - self.hysteresis if self.op in (">", ">=") else self.threshold + self.hysteresis
+        return not _compare(v, self.op, shifted)
+
+
+def _compare(v: float, op: str, th: float) -> bool:
+    if op == ">":
+        return v > th
+    if op == ">=":
+        return v >= th
+    if op == "<":
+        return v < th
+    return v <= th
+
+
+def parse_expression(expression: str) -> tuple[str, Operator, float, bool]:
+    """`|z| >= 2.5` -> ("zscore", ">=", 2.5, True). ValueError with the reason on anything else."""
+    m = _EXPR.match(expression)
+    if m is None:
+        raise ValueError(
+            f"cannot parse alert expression {expression!r}: expected `metric OP number` or `|metric| OP number` "
+            "with OP one of >, >=, <, <="
+        )
+    abs_value = m.group("abs") is not None
+    metric = resolve_metric(m.group("am") if abs_value else m.group("m"))
+    op: Operator = m.group("op")  # type: ignore[assignment]  # the regex admits only the four operators
+    return metric, op, float(m.group("th")), abs_value
+
+
+@dataclass(frozen=True, slots=True)
+class FiredAlert:
+    rule: AlertRule
+    pair: str
+    ts_ms: int
+    value: float
+
+    def stream_fields(self) -> dict[str, str]:
+        """Fields of a `stream:alerts` entry (docs/contracts.md)."""
+        return {
+            "rule_id": self.rule.id,
+            "rule": self.rule.to_json(),
+            "metric": self.rule.metric,
+            "value": repr(self.value),
+            "pair": self.pair,
+            "ts": str(self.ts_ms),
+        }
+
+
+@dataclass(slots=True)
+class _RuleState:
+    armed: bool = True
+    last_fired_ms: int | None = None
+
+
+class AlertEvaluator:
+    """Evaluates a rule set against each pair's metrics, keeping armed/cool-down state per rule and pair."""
+
+    def __init__(self, rules: list[AlertRule] | None = None) -> None:
+        self._rules: dict[str, AlertRule] = {}
+        self._state: dict[tuple[str, str], _RuleState] = {}
+        self.set_rules(rules or [])
+
+    @property
+    def rules(self) -> list[AlertRule]:
+        return list(self._rules.values())
+
+    def set_rules(self, rules: list[AlertRule]) -> None:
+        """Replace the rule set; state survives for rules whose definition did not change."""
+        new = {r.id: r for r in rules}
+        changed = {rid for rid, r in new.items() if self._rules.get(rid) != r} | (self._rules.keys() - new.keys())
+        self._state = {k: v for k, v in self._state.items() if k[0] not in changed}
+        self._rules = new
+
+    def evaluate(self, pair: str, ts_ms: int, metrics: dict[str, float]) -> list[FiredAlert]:
+        fired: list[FiredAlert] = []
+        pair_u = pair.upper()
+        for rule in self._rules.values():
+            if not rule.enabled or (rule.pair != "*" and rule.pair != pair_u):
+                continue
+            value = metrics.get(rule.metric)
+            if value is None or value != value:
+                continue  # metric not warm yet (or undefined): no decision either way
+            st = self._state.get((rule.id, pair_u))
+            if st is None:
+                st = self._state[(rule.id, pair_u)] = _RuleState()
+            if not st.armed:
+                if rule.rearmed(value):
+                    st.armed = True
+                else:
+                    continue
+            if not rule.condition(value):
+                continue
+            if st.last_fired_ms is not None and ts_ms - st.last_fired_ms < rule.cooldown_ms:
+                continue  # armed and true, but cooling down: fires once the cool-down ends if still true
+            st.armed = False
+            st.last_fired_ms = ts_ms
+            fired.append(FiredAlert(rule, pair_u, ts_ms, value))
+        return fired
+
+
+def rules_to_json(rules: list[AlertRule]) -> str:
+    return json.dumps([r.model_dump(mode="json") for r in rules])
+
+
+def rules_from_json(text: str | bytes) -> list[AlertRule]:
+    return [AlertRule.model_validate(d) for d in json.loads(text)]

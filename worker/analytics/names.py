@@ -1,0 +1,46 @@
+"""Metric names the pair engine emits, and the short names alert expressions may use for them.
+
+Kept apart from the engine so that the alert parser (run by the dashboard too) needs no scikit-learn.
+"""
+
+from __future__ import annotations
+
+METRIC_NAMES: tuple[str, ...] = (
+    "n",
+    "ols_beta", "ols_alpha", "ols_r2", "ols_resid_std",
+    "kalman_beta", "kalman_alpha", "kalman_e", "kalman_s",
+    "huber_beta", "huber_alpha", "huber_fair_value",
+    "theilsen_beta", "theilsen_alpha",
+    "hedge_beta", "hedge_alpha", "fair_value", "spread", "spread_mean", "spread_std", "zscore",
+    "spread_ols", "zscore_ols",
+    "corr", "half_life", "half_life_ms",
+    "adf_stat", "adf_pvalue", "adf_lags",
+)  # fmt: skip
+
+ALIASES: dict[str, str] = {
+    "z": "zscore",
+    "z_ols": "zscore_ols",
+    "adf_p": "adf_pvalue",
+    "adf": "adf_stat",
+    "r2": "ols_r2",
+    "hl": "half_life",
+    "halflife": "half_life",
+    "correlation": "corr",
+    "beta": "ols_beta",
+    "alpha": "ols_alpha",
+    "kalman_b": "kalman_beta",
+    "huber_b": "huber_beta",
+    "fv": "fair_value",
+}
+"""Short name -> metric name. `hedge_beta`/`hedge_alpha` are the β and α of the engine's configured β
+source (the ones `spread` and `zscore` use); `beta` alone means the rolling OLS β."""
+
+
+def resolve_metric(name: str) -> str:
+    """The metric a (possibly short) name stands for; ValueError naming the choices if there is none."""
+    key = name.strip().lower()
+    key = ALIASES.get(key, key)
+    if key not in METRIC_NAMES:
+        short = ", ".join(sorted(ALIASES))
+        raise ValueError(f"unknown metric {name!r}: use one of {', '.join(METRIC_NAMES)} (or short names {short})")
+    return key

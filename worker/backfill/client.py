@@ -1,0 +1,145 @@
+"""The klines REST endpoint of each venue, fetched within the weight budget, with retries and backoff.
+
+Binance counts request weight per IP per minute and reports the running total in `X-MBX-USED-WEIGHT-1M`.
+The client stays under its own, lower budget (`rest_weight_limit`) by waiting for the next minute; a 429
+(too many requests) or 418 (IP banned after ignoring 429s) is obeyed by waiting `Retry-After` seconds.
+Network errors and 5xx answers are retried with full-jitter exponential backoff. Every wait ends early on
+stop. One request per page of up to 1,000 klines.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from qs_common.settings import Venue
+
+log = logging.getLogger(__name__)
+
+PAGE_LIMIT = 1_000
+# Path and weight of one klines request with limit=1000, per venue (USDⓈ-M weighs by limit: 500-1000 -> 5).
+ENDPOINTS: dict[Venue, tuple[str, int]] = {
+    Venue.BINANCE_SPOT: ("/api/v3/klines", 2),
+    Venue.BINANCE_US: ("/api/v3/klines", 2),
+    Venue.BINANCE_USDM: ("/fapi/v1/klines", 5),
+}
+# USDⓈ-M futures have no 1s klines.
+VENUE_INTERVALS: dict[Venue, tuple[str, ...]] = {
+    Venue.BINANCE_SPOT: ("1s", "1m", "5m"),
+    Venue.BINANCE_US: ("1s", "1m", "5m"),
+    Venue.BINANCE_USDM: ("1m", "5m"),
+}
+WEIGHT_HEADER = "x-mbx-used-weight-1m"
+MAX_ATTEMPTS = 6
+
+
+class FetchError(RuntimeError):
+    """The venue did not answer usefully after retries; try again later."""
+
+
+class RejectedRequest(FetchError):
+    """A 4xx other than 429/418: the request itself is wrong (unknown symbol or interval); do not retry."""
+
+
+class Stopped(Exception):
+    """The worker is stopping."""
+
+
+@dataclass
+class ClientStats:
+    requests: int = 0
+    weight_spent: int = 0
+    weight_used_1m: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    budget_waits: int = 0
+
+
+class KlinesClient:
+    def __init__(
+        self, base_url: str, venue: Venue, weight_limit: int, stop: threading.Event,
+        timeout_s: float = 10.0, backoff_max_s: float = 30.0,
+    ) -> None:
+        self.path, self.weight = ENDPOINTS[venue]
+        self.weight_limit = weight_limit
+        self.stop = stop
+        self.backoff_max_s = backoff_max_s
+        self.http = httpx.Client(base_url=base_url, timeout=timeout_s, headers={"user-agent": "quant-stream"})
+        self.stats = ClientStats()
+        self._minute = -1
+
+    def close(self) -> None:
+        self.http.close()
+
+    def _wait(self, seconds: float) -> None:
+        if self.stop.wait(seconds):
+            raise Stopped
+
+    def _respect_budget(self) -> None:
+        minute = int(time.time() // 60)
+        if minute != self._minute:  # Binance's window is the calendar minute
+            self._minute, self.stats.weight_used_1m = minute, 0
+        if self.stats.weight_used_1m + self.weight > self.weight_limit:
+            self.stats.budget_waits += 1
+            log.info("weight %d of budget %d used this minute; waiting for the next minute",
+                     self.stats.weight_used_1m, self.weight_limit)
+            self._wait(60 - time.time() % 60 + 0.5)
+            self._minute, self.stats.weight_used_1m = int(time.time() // 60), 0
+
+    def _backoff(self, attempt: int) -> float:
+        return random.uniform(0, min(self.backoff_max_s, 2.0 ** attempt))
+
+    def fetch(self, symbol: str, interval: str, start_ms: int, end_ms: int, limit: int = PAGE_LIMIT) -> list[Any]:
+        """One page: klines with open time in [start_ms, end_ms], oldest first, as Binance's JSON arrays."""
+        params: dict[str, str | int] = {
+            "symbol": symbol, "interval": interval, "startTime": start_ms, "endTime": end_ms, "limit": limit,
+        }
+        attempt = 0
+        while True:
+            self._respect_budget()
+            attempt += 1
+            try:
+                resp = self.http.get(self.path, params=params)
+            except httpx.HTTPError as exc:
+                problem = f"{type(exc).__name__}: {exc}"
+                resp = None
+            if resp is not None:
+                self.stats.requests += 1
+                self.stats.weight_spent += self.weight
+                used = resp.headers.get(WEIGHT_HEADER)
+                self.stats.weight_used_1m = int(used) if used and used.isdigit() else (
+                    self.stats.weight_used_1m + self.weight)
+                if resp.status_code == 200:
+                    body = resp.json()
+                    if not isinstance(body, list):
+                        raise FetchError(f"klines answer is not a list: {str(body)[:200]}")
+                    return body
+                if resp.status_code in (418, 429):
+                    self.stats.rate_limited += 1
+                    wait = _retry_after(resp, default=60.0)
+                    log.warning("HTTP %d from %s: waiting %.0f s as Retry-After asks", resp.status_code,
+                                self.path, wait)
+                    self._wait(wait)
+                    attempt -= 1  # waiting as told is not a failed attempt
+                    continue
+                if 400 <= resp.status_code < 500:
+                    raise RejectedRequest(f"HTTP {resp.status_code} for {symbol} {interval}: {resp.text[:200]}")
+                problem = f"HTTP {resp.status_code}"
+            if attempt >= MAX_ATTEMPTS:
+                raise FetchError(f"{symbol} {interval} klines: {problem} after {attempt} attempts")
+            self.stats.retries += 1
+            self._wait(self._backoff(attempt))
+
+
+def _retry_after(resp: httpx.Response, default: float) -> float:
+    value = resp.headers.get("retry-after", "")
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return default
