@@ -144,7 +144,7 @@ class Publisher:
         older = await self.r.xrange(self.stream, "-", "(" + format_id(*boundary), count=excess)
         if older:
             ms, seq = parse_id(older[-1][0])
-            await self.r.xtrim(self.stream, minid=format_id(ms, seq + 1))
+            await self.r.xtrim(self.stream, minid=format_id(ms, seq + 1), approximate=False)
         self._set_backlog(length - len(older), len(older) < excess)
 
     def _set_backlog(self, backlog: int, over: bool) -> None:

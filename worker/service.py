@@ -76,6 +76,12 @@ class Worker:
             self.write_status(meters)
 
     def write_status(self, meters: dict[str, RateMeter] | None = None) -> None:
+        if self.server is not None:
+            try:
+                state = "stopping" if self.stop.is_set() else ("serving" if self.server.started else "starting")
+                write_status(self.r, "worker-api", {"state": state, "port": self.settings.api_port})
+            except (redis.RedisError, OSError) as exc:
+                log.debug("status write failed: %s", exc)
         for label, (c, handler) in self.consumers.items():
             try:
                 lag = c.lag()

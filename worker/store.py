@@ -202,7 +202,7 @@ def _derived_sql(ms: int) -> str:
         SELECT symbol, '{ms}' AS interval, (open_time // {ms}) * {ms} AS open_time,
             arg_min(open, open_time) AS open, max(high) AS high, min(low) AS low,
             arg_max(close, open_time) AS close, sum(volume) AS volume, sum(quote_volume) AS quote_volume,
-            sum(trades) AS trades, sum(taker_buy_volume) AS taker_buy_volume,
+            CAST(sum(trades) AS BIGINT) AS trades, sum(taker_buy_volume) AS taker_buy_volume,
             sum(taker_buy_quote_volume) AS taker_buy_quote_volume,
             min(first_trade_id) AS first_trade_id, max(last_trade_id) AS last_trade_id,
             (open_time // {ms}) * {ms} + {ms - 1} AS close_time,
