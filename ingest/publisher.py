@@ -52,12 +52,14 @@ async def safe_trim_boundary(r: aioredis.Redis, stream: str) -> tuple[int, int] 
     needed: list[tuple[int, int]] = []
     for g in groups:
         name = g["name"]
+        ms, seq = parse_id(g["last-delivered-id"])
+        oldest_unread = (ms, seq + 1)
         if g["pending"]:
             summary = await r.xpending(stream, name)
-            needed.append(parse_id(summary["min"]))
+            # acknowledged between the two calls: then nothing is pending any more
+            needed.append(parse_id(summary["min"]) if summary["min"] is not None else oldest_unread)
         else:
-            ms, seq = parse_id(g["last-delivered-id"])
-            needed.append((ms, seq + 1))
+            needed.append(oldest_unread)
     return min(needed)
 
 

@@ -66,7 +66,6 @@ class Settings(BaseSettings):
     source: Source = Source.BINANCE
     replay_files: Annotated[tuple[Path, ...], NoDecode] = ()
     replay_speed: float = Field(1.0, ge=0)
-    replay_loop: bool = False
     synthetic_seed: int = 7
     synthetic_rate: float = Field(50.0, gt=0, description="synthetic frames per second per symbol")
 
