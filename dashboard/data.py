@@ -130,8 +130,8 @@ def fetch_symbols(api_url: str) -> list[dict[str, Any]]:
     return list(body.get("symbols", body) if isinstance(body, dict) else body)
 
 
-def import_candles(symbol: str, interval: str, csv_body: str) -> int:
-    """`POST /candles/import`; the count imported, or Unavailable with the API's own message."""
+def import_candles(symbol: str, interval: str, csv_body: str) -> tuple[int, int]:
+    """`POST /candles/import`; (imported, skipped as already stored), or Unavailable with the API's message."""
     url = settings().api_url
     try:
         resp = api().post(
@@ -144,18 +144,12 @@ def import_candles(symbol: str, interval: str, csv_body: str) -> int:
         raise Unavailable(f"The worker API at {url} is not answering ({type(exc).__name__}).") from None
     if resp.status_code != 200:
         raise Unavailable(f"Import refused ({resp.status_code}): {_error_text(resp)}")
-    return int(resp.json().get("imported", 0))
+    body = resp.json()
+    return int(body.get("imported", 0)), int(body.get("skipped", 0))
 
 
 def _json_get(key: str) -> dict[str, Any] | None:
-    raw = redis_call(rds().get, key)
-    if raw is None:
-        return None
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
+    return _loads(redis_call(rds().get, key))
 
 
 def forming_candle(symbol: str, interval: str) -> dict[str, Any] | None:

@@ -104,8 +104,9 @@ if i3.button("Import", key="up_import"):
         st.error(f"Interval: the file's candles are {step // 1000} s apart, not {interval}.")
     else:
         try:
-            n = data.import_candles(symbol, interval, to_api_csv(text))
+            n, skipped = data.import_candles(symbol, interval, to_api_csv(text))
         except data.Unavailable as exc:
             st.error(str(exc))
         else:
-            st.success(f"Imported {n} {interval} candles of {symbol}.")
+            kept = f" {skipped} were already stored and kept as they are." if skipped else ""
+            st.success(f"Imported {n} {interval} candles of {symbol}.{kept}")

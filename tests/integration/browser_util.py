@@ -1,8 +1,7 @@
-"""Shared by the dashboard tests and bench: a real redis-server, a stand-in worker API, seeded live keys.
+"""Shared by the dashboard tests and bench: a real redis-server, the real worker API, seeded live keys.
 
-The stand-in serves `GET /candles` (CSV), `GET /symbols` and `POST /candles/import` from candles held in
-memory, the way the worker API's contract describes; Redis is the real server, seeded with the keys the
-worker writes.
+The worker API is `python -m worker --role candles` over a DuckDB file seeded with known candles; Redis is the
+real server, seeded with the keys the worker writes.
 """
 
 from __future__ import annotations
@@ -10,17 +9,16 @@ from __future__ import annotations
 import base64
 import json
 import math
+import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlparse
 from urllib.request import urlopen
 
 import redis
@@ -28,7 +26,8 @@ from websockets.sync.client import connect as ws_connect
 
 from qs_common import keys
 
-KLINES = Path(__file__).resolve().parents[1] / "fixtures" / "BTCUSDT-1m-2024-08-08.csv"
+ROOT = Path(__file__).resolve().parents[2]
+KLINES = ROOT / "tests" / "fixtures" / "BTCUSDT-1m-2024-08-08.csv"
 HEADER = "open_time,open,high,low,close,volume,quote_volume,trades,taker_buy_volume"
 
 
@@ -85,68 +84,64 @@ def kline_candles() -> dict[str, list[dict[str, str]]]:
     return {"BTCUSDT": btc, "ETHUSDT": eth}
 
 
-class FakeApi:
-    """The worker API's read side over in-memory candles (1m only; other intervals answer empty)."""
+class WorkerApi:
+    """The real worker API: `python -m worker --role candles` over a DuckDB file seeded with these candles.
 
-    def __init__(self, candles: dict[str, list[dict[str, str]]]) -> None:
-        self.candles = candles
-        self.imports: list[tuple[str, str, str]] = []
-        api = self
+    The candles go in through the store's own import path (source 'import'); backfill is off, so what the
+    pages show can be checked against the fixture.
+    """
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
+    def __init__(self, candles: dict[str, list[dict[str, str]]], redis_url: str) -> None:
+        from worker.api import parse_import_csv
+        from worker.store import CandleStore
 
-            def _send(self, code: int, body: str, ctype: str) -> None:
-                raw = body.encode()
-                self.send_response(code)
-                self.send_header("content-type", ctype)
-                self.send_header("content-length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
+        self.dir = Path(tempfile.mkdtemp(prefix="qs-api-"))
+        store = CandleStore(self.dir / "data" / "market_data.duckdb")
+        try:
+            for symbol, rows in candles.items():
+                body = "\n".join([HEADER] + [",".join(r[k] for k in HEADER.split(",")) for r in rows])
+                store.import_candles(symbol, "1m", parse_import_csv(body.encode()))
+        finally:
+            store.close()
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        env = {**os.environ, "REDIS_URL": redis_url, "DATA_DIR": str(self.dir / "data"), "API_PORT": str(port),
+               "BACKFILL_ENABLED": "false", "PYTHONPATH": str(ROOT)}
+        self._log = (self.dir / "worker.log").open("wb")
+        self.proc = subprocess.Popen([sys.executable, "-m", "worker", "--role", "candles"], env=env,
+                                     stdout=self._log, stderr=subprocess.STDOUT)
 
-            def do_GET(self) -> None:  # noqa: N802
-                url = urlparse(self.path)
-                q = {k: v[0] for k, v in parse_qs(url.query).items()}
-                if url.path == "/symbols":
-                    rows = [
-                        {
-                            "symbol": s,
-                            "interval": "1m",
-                            "count": len(c),
-                            "first_open_time": int(c[0]["open_time"]),
-                            "last_open_time": int(c[-1]["open_time"]),
-                        }
-                        for s, c in api.candles.items()
-                    ]
-                    self._send(200, json.dumps({"symbols": rows}), "application/json")
-                elif url.path == "/candles":
-                    rows = api.candles.get(q["symbol"], []) if q.get("interval") == "1m" else []
-                    start, end = int(q.get("start", 0)), int(q.get("end", 2**62))
-                    rows = [r for r in rows if start <= int(r["open_time"]) <= end][-int(q.get("limit", 1000)) :]
-                    lines = [HEADER] + [",".join(r[k] for k in HEADER.split(",")) for r in rows]
-                    self._send(200, "\n".join(lines) + "\n", "text/csv")
-                else:
-                    self._send(404, json.dumps({"error": "not found"}), "application/json")
-
-            def do_POST(self) -> None:  # noqa: N802
-                url = urlparse(self.path)
-                q = {k: v[0] for k, v in parse_qs(url.query).items()}
-                body = self.rfile.read(int(self.headers.get("content-length", 0))).decode()
-                api.imports.append((q["symbol"], q["interval"], body))
-                self._send(200, json.dumps({"imported": len(body.strip().splitlines()) - 1}), "application/json")
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> FakeApi:
-        self.thread.start()
-        return self
+    def __enter__(self) -> WorkerApi:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError((self.dir / "worker.log").read_text())
+            try:
+                with urlopen(f"{self.url}/health", timeout=2) as resp:
+                    if resp.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("worker API did not become healthy")
 
     def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self._log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def stored(self) -> dict[tuple[str, str], int]:
+        """Stored candle counts by (symbol, interval)."""
+        with urlopen(self.url + "/symbols", timeout=10) as resp:
+            return {(s["symbol"], s["interval"]): s["count"] for s in json.loads(resp.read())["symbols"]}
+
+    def candles(self, symbol: str, start: int, end: int) -> list[dict[str, Any]]:
+        query = f"/candles?symbol={symbol}&interval=1m&start={start}&end={end}"
+        with urlopen(self.url + query, timeout=10) as resp:
+            return list(json.loads(resp.read())["candles"])
 
 
 def seed_live(r: redis.Redis, candles: dict[str, list[dict[str, str]]], analytics: int = 200) -> None:

@@ -1,7 +1,7 @@
 """The dashboard's pages and widgets under Streamlit's AppTest, against a real redis-server.
 
-The worker API is a small in-process stand-in serving the official BTCUSDT klines (and an ETHUSDT series that
-follows them), so what the pages show can be checked against the fixture.
+The worker API is the real one (`python -m worker --role candles`) over a DuckDB file seeded with the official
+BTCUSDT klines (and an ETHUSDT series that follows them), so what the pages show can be checked against the fixture.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from qs_common import keys
-from tests.integration.browser_util import FakeApi, kline_candles, seed_live, start_redis
+from tests.integration.browser_util import WorkerApi, kline_candles, seed_live, start_redis
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 CSV = Path(__file__).resolve().parents[1] / "fixtures" / "csv"
@@ -28,10 +28,10 @@ TIMEOUT = 30
 
 
 @pytest.fixture(scope="module")
-def services() -> Iterator[tuple[redis.Redis, FakeApi]]:
+def services() -> Iterator[tuple[redis.Redis, WorkerApi]]:
     candles = kline_candles()
-    with FakeApi(candles) as api:
-        for url in start_redis():
+    for url in start_redis():
+        with WorkerApi(candles, url) as api:
             old = {k: os.environ.get(k) for k in ("REDIS_URL", "API_URL", "SYMBOLS", "PAIRS")}
             os.environ.update(REDIS_URL=url, API_URL=api.url, SYMBOLS="ETHUSDT,BTCUSDT", PAIRS="ETHUSDT/BTCUSDT")
             st.cache_resource.clear()
@@ -72,7 +72,7 @@ def texts(at: AppTest) -> str:
     return "\n".join(str(p) for p in parts)
 
 
-def test_live_pair_shows_prices_book_and_charts(services: tuple[redis.Redis, FakeApi]) -> None:
+def test_live_pair_shows_prices_book_and_charts(services: tuple[redis.Redis, WorkerApi]) -> None:
     r, _ = services
     at = run_page()
     metrics = {m.label: m.value for m in at.metric}
@@ -90,7 +90,7 @@ def test_live_pair_shows_prices_book_and_charts(services: tuple[redis.Redis, Fak
     assert "Stats" in texts(at)
 
 
-def test_controls_change_what_is_drawn(services: tuple[redis.Redis, FakeApi]) -> None:
+def test_controls_change_what_is_drawn(services: tuple[redis.Redis, WorkerApi]) -> None:
     at = run_page()
     at.selectbox(key="regression").set_value("Huber").run()
     at.select_slider(key="candles").set_value(120).run()
@@ -107,7 +107,7 @@ def test_controls_change_what_is_drawn(services: tuple[redis.Redis, FakeApi]) ->
     assert "Asia/Tokyo" in spec["layout"]["xaxis"]["title"]["text"]
 
 
-def test_window_larger_than_data_says_how_many_points_are_missing(services: tuple[redis.Redis, FakeApi]) -> None:
+def test_window_larger_than_data_says_how_many_points_are_missing(services: tuple[redis.Redis, WorkerApi]) -> None:
     at = run_page()
     at.select_slider(key="candles").set_value(60).run()
     at.number_input(key="window").set_value(5_000).run()
@@ -115,7 +115,7 @@ def test_window_larger_than_data_says_how_many_points_are_missing(services: tupl
     assert "needs" in texts(at) and "more points" in texts(at)
 
 
-def test_seam_has_no_duplicate_and_redis_wins(services: tuple[redis.Redis, FakeApi]) -> None:
+def test_seam_has_no_duplicate_and_redis_wins(services: tuple[redis.Redis, WorkerApi]) -> None:
     r, _ = services
     at = run_page()
     spec = json.loads(at.get("plotly_chart")[1].proto.spec)  # x leg: BTCUSDT
@@ -126,14 +126,14 @@ def test_seam_has_no_duplicate_and_redis_wins(services: tuple[redis.Redis, FakeA
     )
 
 
-def test_markets_page(services: tuple[redis.Redis, FakeApi]) -> None:
+def test_markets_page(services: tuple[redis.Redis, WorkerApi]) -> None:
     at = run_page("markets.py")
     table = at.dataframe[0].value
     assert sorted(table["symbol"]) == ["BTCUSDT", "ETHUSDT"]
     assert len(at.get("plotly_chart")) == 1  # heatmap
 
 
-def test_adf_button_runs_the_test(services: tuple[redis.Redis, FakeApi]) -> None:
+def test_adf_button_runs_the_test(services: tuple[redis.Redis, WorkerApi]) -> None:
     at = run_page("adf.py")
     at.button(key="adf_run").click().run()
     assert not at.exception
@@ -141,7 +141,7 @@ def test_adf_button_runs_the_test(services: tuple[redis.Redis, FakeApi]) -> None
     assert "stationary" in texts(at).lower()
 
 
-def test_system_page(services: tuple[redis.Redis, FakeApi]) -> None:
+def test_system_page(services: tuple[redis.Redis, WorkerApi]) -> None:
     at = run_page("system.py")
     body = texts(at)
     assert "Feed connected" in body
@@ -149,7 +149,7 @@ def test_system_page(services: tuple[redis.Redis, FakeApi]) -> None:
     assert any(m.label == "Frames/s" and m.value == "12.5" for m in at.metric)
 
 
-def test_system_page_when_feed_is_down(services: tuple[redis.Redis, FakeApi]) -> None:
+def test_system_page_when_feed_is_down(services: tuple[redis.Redis, WorkerApi]) -> None:
     r, _ = services
     saved = r.get(keys.status_key("ingest"))
     r.delete(keys.status_key("ingest"))
@@ -160,7 +160,7 @@ def test_system_page_when_feed_is_down(services: tuple[redis.Redis, FakeApi]) ->
         r.set(keys.status_key("ingest"), saved)
 
 
-def test_history_page_and_downloads(services: tuple[redis.Redis, FakeApi]) -> None:
+def test_history_page_and_downloads(services: tuple[redis.Redis, WorkerApi]) -> None:
     at = run_page("history.py")
     assert len(at.get("plotly_chart")) == 1
     assert len(at.dataframe[0].value) == 1440
@@ -168,20 +168,25 @@ def test_history_page_and_downloads(services: tuple[redis.Redis, FakeApi]) -> No
     assert labels == ["Download OHLC (CSV)", "Download analytics (CSV)"]
 
 
-def test_upload_single_file_and_import(services: tuple[redis.Redis, FakeApi]) -> None:
+def test_upload_single_file_and_import(services: tuple[redis.Redis, WorkerApi]) -> None:
     _, api = services
     at = run_page("upload.py")
     at.file_uploader(key="upload_files").upload("BTCUSDT-1m.csv", (CSV / "binance_ms_noheader.csv").read_bytes()).run()
     assert not at.exception
     assert "30 rows" in texts(at)
     at.button(key="up_import").click().run()
-    assert "Imported 30 1m candles of BTCUSDT" in texts(at)
-    symbol, interval, body = api.imports[-1]
-    assert (symbol, interval) == ("BTCUSDT", "1m")
-    assert body.splitlines()[0].startswith("open_time,open,high,low,close,volume")
+    # the seeded history already has these minutes: the import keeps what is stored
+    assert "Imported 0 1m candles of BTCUSDT. 30 were already stored and kept as they are." in texts(at)
+    at.text_input(key="up_symbol").set_value("BTCTEST").run()
+    at.button(key="up_import").click().run()
+    assert "Imported 30 1m candles of BTCTEST" in texts(at)
+    stored = api.candles("BTCTEST", 0, 2**62)
+    assert len(stored) == 30 and {c["source"] for c in stored} == {"import"}
+    first = (CSV / "binance_ms_noheader.csv").read_text().splitlines()[0].split(",")
+    assert (stored[0]["open_time"], stored[0]["open"], stored[0]["high"]) == (int(first[0]), first[1], first[2])
 
 
-def test_upload_pair_from_symbol_column(services: tuple[redis.Redis, FakeApi]) -> None:
+def test_upload_pair_from_symbol_column(services: tuple[redis.Redis, WorkerApi]) -> None:
     at = run_page("upload.py")
     at.file_uploader(key="upload_files").upload("pair.csv", (CSV / "pair_symbol_column.csv").read_bytes()).run()
     assert not at.exception
@@ -190,18 +195,18 @@ def test_upload_pair_from_symbol_column(services: tuple[redis.Redis, FakeApi]) -
     assert "ADF on the whole spread" in texts(at)
 
 
-def test_upload_bad_file_names_row_and_column_and_stores_nothing(services: tuple[redis.Redis, FakeApi]) -> None:
+def test_upload_bad_file_names_row_and_column_and_stores_nothing(services: tuple[redis.Redis, WorkerApi]) -> None:
     _, api = services
-    before = len(api.imports)
+    before = api.stored()
     at = run_page("upload.py")
     at.file_uploader(key="upload_files").upload("bad.csv", (CSV / "bad_number.csv").read_bytes()).run()
     assert not at.exception
     assert "row 5, column high" in at.error[0].value
     assert not at.button  # no import button offered
-    assert len(api.imports) == before
+    assert api.stored() == before
 
 
-def test_alert_rules_create_edit_delete(services: tuple[redis.Redis, FakeApi]) -> None:
+def test_alert_rules_create_edit_delete(services: tuple[redis.Redis, WorkerApi]) -> None:
     r, _ = services
     r.delete(keys.ALERT_RULES)
     at = run_page("alerts.py")
@@ -234,7 +239,7 @@ def test_alert_rules_create_edit_delete(services: tuple[redis.Redis, FakeApi]) -
     assert r.hlen(keys.ALERT_RULES) == 0
 
 
-def test_alert_history_and_toast(services: tuple[redis.Redis, FakeApi]) -> None:
+def test_alert_history_and_toast(services: tuple[redis.Redis, WorkerApi]) -> None:
     r, _ = services
     at = run_page("alerts.py")
     assert "No alert has fired yet." in texts(at)
@@ -254,7 +259,7 @@ def test_alert_history_and_toast(services: tuple[redis.Redis, FakeApi]) -> None:
     assert len(at.dataframe[-1].value) == 1
 
 
-def test_redis_down_gives_a_plain_message(services: tuple[redis.Redis, FakeApi]) -> None:
+def test_redis_down_gives_a_plain_message(services: tuple[redis.Redis, WorkerApi]) -> None:
     _, api = services
     old = os.environ["REDIS_URL"]
     os.environ["REDIS_URL"] = "redis://127.0.0.1:1/0"
