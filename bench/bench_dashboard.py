@@ -29,7 +29,7 @@ import streamlit as st  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from qs_common import keys  # noqa: E402
-from tests.integration.browser_util import FakeApi, seed_live, start_redis  # noqa: E402
+from tests.integration.browser_util import WorkerApi, seed_live, start_redis  # noqa: E402
 
 APP = str(ROOT / "dashboard" / "app.py")
 PAIR = "ETHUSDT/BTCUSDT"
@@ -111,8 +111,8 @@ def main() -> None:
     p.add_argument("--ticks-per-rerun", type=int, default=20)
     args = p.parse_args()
     candles = history()
-    with FakeApi(candles) as api:
-        for url in start_redis():
+    for url in start_redis():
+        with WorkerApi(candles, url) as api:
             os.environ.update(REDIS_URL=url, API_URL=api.url, SYMBOLS="ETHUSDT,BTCUSDT", PAIRS=PAIR)
             st.cache_resource.clear()
             st.cache_data.clear()
