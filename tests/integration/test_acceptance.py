@@ -36,9 +36,9 @@ def test_replay_gives_official_klines(tmp_path, redis_server):
     try:
         worker.wait_healthy()
         run_replay(redis_server.url, [BTC_RECORDING, ETH_RECORDING], tmp_path / "ingest.log")
+        ingest = status(r, "ingest")  # read now: a status record expires 10 s after its process stops
         wait_for(lambda: drained(r), 120, "worker to drain the stream")
         assert assert_full_minutes_equal_official(worker.candles_csv("BTCUSDT")) == 5
-        ingest = status(r, "ingest")
         assert ingest["state"] == "done" and ingest["dead_letters"] == 0
         assert ingest["published"] == r.xlen("stream:ticks") == 9757 + 28040 + 6106 + 24077
         assert ingest["skipped"] == 3451 + 3434 + 2  # depth diffs and the two REST snapshots

@@ -179,9 +179,9 @@ def test_every_page_renders_without_an_exception(dashboard_url: str, browser: Ch
 
 def test_adf_button_in_the_browser(dashboard_url: str, browser: Chromium) -> None:
     _settle(browser, f"{dashboard_url}/adf")
-    browser.evaluate(
-        "Array.from(document.querySelectorAll('button')).find(b => b.innerText.includes('Run ADF now')).click()"
-    )
+    find = "Array.from(document.querySelectorAll('button')).find(b => b.innerText.includes('Run ADF now'))"
+    browser.wait_for(f"!!{find}")  # on a busy machine the page may still be drawing
+    browser.evaluate(f"{find}.click()")
     text = browser.wait_for(
         "(() => { const t = document.body.innerText; "
         "return (t.includes('ADF statistic') || t.includes('Not enough data')) && t })()"
