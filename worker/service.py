@@ -17,7 +17,7 @@ import redis
 import uvicorn
 
 from qs_common import keys
-from qs_common.settings import Settings
+from qs_common.settings import Settings, Source
 from qs_common.status import RateMeter, write_status
 from worker.analytics_service import AnalyticsHandler
 from worker.api import create_app
@@ -52,7 +52,8 @@ class Worker:
             self.store = CandleStore(settings.duckdb_path)
             handler = CandleHandler(self.store, self.r, int(settings.trade_retention_h * 3_600_000))
             self._add("candles", keys.CANDLES_GROUP, f"candles-{name}", handler)
-            if settings.backfill_enabled:  # before the consumer starts: it reads where the last run ended
+            # Not for the synthetic feed: Binance's real klines would be merged into made-up prices.
+            if settings.backfill_enabled and settings.source is not Source.SYNTHETIC:  # before the consumer starts
                 self.backfill = BackfillService(settings, self.store, self.r, f"backfill-{name}")
         if role in ("all", "analytics"):
             a_handler = AnalyticsHandler(settings, self.r)
