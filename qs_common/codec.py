@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import hiredis
+
 from qs_common.models import BookTicker, Tick, Trade
 
 SCHEMA_VERSION = "1"
@@ -46,6 +48,15 @@ def encode(tick: Tick) -> dict[str, str | int]:
     if tick.ts_event_ms is not None:
         entry["ts"] = tick.ts_event_ms
     return entry
+
+
+def pack_xadd(stream: bytes, tick: Tick) -> bytes:
+    """`XADD <stream> * <fields of encode(tick)>` as one RESP command, ready to write to a Redis socket."""
+    args: list[bytes | str] = [b"XADD", stream, b"*"]
+    for name, value in encode(tick).items():
+        args.append(name)
+        args.append(value if isinstance(value, str) else str(value))
+    return hiredis.pack_command(tuple(args))
 
 
 def _text(fields: Mapping[bytes, bytes], name: bytes) -> str:

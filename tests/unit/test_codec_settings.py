@@ -84,3 +84,15 @@ def test_default_pair_follows_the_symbols(monkeypatch):
 def test_pair_legs_must_be_configured_symbols():
     with pytest.raises(SystemExit):
         load_settings(symbols="BTCUSDT,ETHUSDT", pairs="SOLUSDT/BTCUSDT")
+
+
+def test_packed_xadd_carries_exactly_the_encoded_fields():
+    import hiredis
+
+    tick = Trade("BTCUSDT", 3735683259, "61837.63000000", "0.02000000", 1723161255342, 1723161255343, 17, True)
+    reader = hiredis.Reader()
+    reader.feed(codec.pack_xadd(b"stream:ticks", tick))
+    args = reader.gets()
+    assert args[:3] == [b"XADD", b"stream:ticks", b"*"]
+    fields = dict(zip(args[3::2], args[4::2], strict=True))
+    assert codec.decode(fields) == tick
