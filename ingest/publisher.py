@@ -112,7 +112,11 @@ class Publisher:
                 try:
                     await self._send(batch, dead)
                 except (RedisError, OSError) as exc:
-                    self._buffer, self._dead = batch + self._buffer, dead + self._dead
+                    # keep what Redis did not confirm (a reply lost with the connection may still repeat one
+                    # entry: the worker de-duplicates trades by id)
+                    done = getattr(exc, "confirmed", 0)
+                    self.published += done
+                    self._buffer, self._dead = batch[done:] + self._buffer, dead + self._dead
                     if self.redis_ok:
                         log.error("publish failed, holding %d entries and retrying: %s", len(batch) + len(dead), exc)
                         self.redis_ok = False
@@ -127,7 +131,7 @@ class Publisher:
     async def _send(self, batch: list[bytes], dead: list[dict[str, str | int | bytes]]) -> None:
         """One write of every packed XADD, then every reply: redis-py's pipeline costs ~25 µs a command in
         Python, this ~6 µs. An error reply or a broken connection drops the connection (its replies are out
-        of step) and raises, so the caller retries the batch (the worker de-duplicates by trade id)."""
+        of step) and raises with `confirmed` set to the entries Redis acknowledged, so only the rest is retried."""
         payload = b"".join(batch)
         if dead:
             pipe = self.r.pipeline(transaction=False)
@@ -137,12 +141,15 @@ class Publisher:
         if not batch:
             return
         conn = await self.r.connection_pool.get_connection()
+        confirmed = 0
         try:
             await conn.send_packed_command(payload, check_health=False)
             for _ in batch:
                 await conn.read_response()
-        except BaseException:
+                confirmed += 1
+        except BaseException as exc:
             await conn.disconnect()
+            exc.confirmed = confirmed  # type: ignore[attr-defined]
             raise
         finally:
             await self.r.connection_pool.release(conn)

@@ -72,7 +72,7 @@ class Settings(BaseSettings):
     ticks_stream: str = Field("stream:ticks", min_length=1)
     stream_maxlen: int = Field(1_000_000, ge=1_000)
     publish_batch: int = Field(1_000, ge=1, le=100_000)
-    publish_flush_ms: int = Field(50, ge=1, le=10_000)
+    publish_flush_ms: int = Field(5, ge=1, le=10_000)
     stale_feed_s: float = Field(10.0, gt=0)
     reconnect_after_h: float = Field(23.5, gt=0, le=24)
     backoff_max_s: float = Field(60.0, gt=0)
@@ -92,6 +92,8 @@ class Settings(BaseSettings):
     ols_window: int = Field(300, ge=2, le=100_000, description="rolling window in observations")
     analytics_window_ms: int | None = Field(None, gt=0, description="also drop observations older than this")
     beta_source: Literal["ols", "kalman", "huber", "theilsen"] = "ols"
+    # Theil-Sen costs ~50 ms a refit: on when it is the beta source or asked for
+    theilsen: bool = False
     # At BTC-level prices the state noise must be tiny, or the filter fits every y exactly.
     kalman_delta: float = Field(1e-9, gt=0, lt=1)
     kalman_obs_noise: float = Field(1.0, gt=0)

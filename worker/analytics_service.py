@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = "1"
 RULES_REFRESH_S = 1.0
+PUBLISH_WITHIN_S = 0.005
 
 
 def pair_config(settings: Settings) -> PairConfig:
@@ -36,6 +37,7 @@ def pair_config(settings: Settings) -> PairConfig:
         window=settings.ols_window, window_ms=settings.analytics_window_ms, beta_source=settings.beta_source,
         delta=settings.kalman_delta, obs_noise=settings.kalman_obs_noise, init_cov=settings.kalman_init_cov,
         adf_every_ms=int(settings.adf_every_s * 1000),
+        theilsen=settings.theilsen or settings.beta_source == "theilsen",
     )
 
 
@@ -79,15 +81,15 @@ class AnalyticsHandler:
         self.bad_rules = bad
         self.alerts.set_rules(rules)
 
-    def _tick(self, f: dict[bytes, bytes], books: dict[str, dict[str, Any]]) -> tuple[str, int, float] | None:
+    def _tick(self, f: dict[bytes, bytes], books: dict[str, dict[str, Any]]) -> tuple[str, int, float, int] | None:
         sym = f[b"sym"].decode()
+        recv_ns = int(f[b"recv"])
         if f[b"kind"] == b"trade":
             ts, price = int(f[b"ts"]), float(f[b"p"])
             stats = self.symbol_stats.get(sym)
             if stats is not None:
                 self.snapshots[sym] = stats.update(ts, price, float(f[b"q"]))
-            return None if self.use_mid else (sym, ts, price)
-        recv_ns = int(f[b"recv"])
+            return None if self.use_mid else (sym, ts, price, recv_ns)
         ts = int(f[b"ts"]) if b"ts" in f else recv_ns // 1_000_000
         bid, bq, ask, aq = (f[k].decode() for k in (b"b", b"bq", b"a", b"aq"))
         m = book_metrics(bid, bq, ask, aq)
@@ -95,21 +97,27 @@ class AnalyticsHandler:
             "symbol": sym, "bid": bid, "bid_qty": bq, "ask": ask, "ask_qty": aq, "update_id": int(f[b"id"]),
             "recv_ns": recv_ns, "ts": ts, **_finite(asdict(m)),
         }
-        return (sym, ts, m.mid) if self.use_mid else None
+        return (sym, ts, m.mid, recv_ns) if self.use_mid else None
 
     def __call__(self, entries: list[Entry]) -> None:
         self._refresh_rules()
         books: dict[str, dict[str, Any]] = {}
         out: list[dict[str, str]] = []
         fired_out: list[dict[str, str]] = []
+        started = time.monotonic()
         for _, f in entries:
+            if out and time.monotonic() - started > PUBLISH_WITHIN_S:
+                # a long batch (a backlog, a scheduled refit) must not hold back what is ready
+                self._write(out, fired_out, books)
+                out, fired_out, books = [], [], {}
+                started = time.monotonic()
             try:
                 tick = self._tick(f, books)
             except (KeyError, ValueError):
                 continue  # ingest validated every tick; the candle group counts foreign entries
             if tick is None:
                 continue
-            sym, ts, price = tick
+            sym, ts, price, recv_ns = tick
             self.last_event_ms = ts
             for aligner, engine in self.pairs:
                 obs = aligner.update(sym, ts, price)
@@ -130,7 +138,7 @@ class AnalyticsHandler:
                 fired_out.extend(a.stream_fields() for a in fired)
                 if fired or obs.ts_ms - self.last_published_ms.get(aligner.pair, -math.inf) >= self.min_gap_ms:
                     self.last_published_ms[aligner.pair] = obs.ts_ms
-                    out.append(self._entry(aligner.pair, obs.ts_ms, obs.y, obs.x, metrics, engine))
+                    out.append(self._entry(aligner.pair, obs.ts_ms, recv_ns, obs.y, obs.x, metrics, engine))
         self._write(out, fired_out, books)
 
     @staticmethod
@@ -158,8 +166,11 @@ class AnalyticsHandler:
             log.info("%d alert(s) fired", len(fired))
 
     @staticmethod
-    def _entry(pair: str, ts: int, y: float, x: float, metrics: dict[str, float], engine: PairEngine) -> dict[str, str]:
-        fields = {"v": SCHEMA_VERSION, "pair": pair, "ts": str(ts), "y": repr(y), "x": repr(x)}
+    def _entry(
+        pair: str, ts: int, recv_ns: int, y: float, x: float, metrics: dict[str, float], engine: PairEngine
+    ) -> dict[str, str]:
+        fields = {"v": SCHEMA_VERSION, "pair": pair, "ts": str(ts), "recv_ns": str(recv_ns), "y": repr(y),
+                  "x": repr(x)}
         for name, value in metrics.items():
             if value == value and not math.isinf(value):
                 fields[name] = repr(float(value))

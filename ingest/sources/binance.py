@@ -66,21 +66,27 @@ class BinanceSource:
                     opened = time.monotonic()
                     yield FeedEvent("connected", self.url)
                     got_frame = False
-                    while True:
-                        if time.monotonic() - opened > self.reconnect_after_s:
-                            reason = "scheduled reconnect before the 24 h cut"
-                            break
-                        try:
-                            raw = await asyncio.wait_for(ws.recv(decode=False), timeout=self.stale_s)
-                        except TimeoutError:
-                            reason = f"stale feed: no frame for {self.stale_s:g} s"
-                            break
-                        if not got_frame:
-                            got_frame, attempt = True, 0
-                        yield time.time_ns(), raw
-                        if b"serverShutdown" in raw:
-                            reason = "venue announced serverShutdown"
-                            break
+                    loop = asyncio.get_running_loop()
+                    # One timeout context for the connection, re-armed per frame: `wait_for` per frame makes a
+                    # task per frame and cut the receive rate 3x. Disarmed while the caller holds the frame, so
+                    # a slow Redis write is never mistaken for a stale feed.
+                    try:
+                        async with asyncio.timeout(None) as watchdog:
+                            while True:
+                                if time.monotonic() - opened > self.reconnect_after_s:
+                                    reason = "scheduled reconnect before the 24 h cut"
+                                    break
+                                watchdog.reschedule(loop.time() + self.stale_s)
+                                raw = await ws.recv(decode=False)
+                                watchdog.reschedule(None)
+                                if not got_frame:
+                                    got_frame, attempt = True, 0
+                                yield time.time_ns(), raw
+                                if b"serverShutdown" in raw:
+                                    reason = "venue announced serverShutdown"
+                                    break
+                    except TimeoutError:
+                        reason = f"stale feed: no frame for {self.stale_s:g} s"
             except ConnectionClosed as exc:
                 reason = f"connection closed: {exc}"
             except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:

@@ -31,7 +31,7 @@ def test_analytics_and_alerts_from_the_recordings(tmp_path, redis_server):
     assert entries, worker.log()
     last = {k.decode(): v.decode() for k, v in entries[-1].items()}
     assert last["v"] == "1" and last["pair"] == "ETHUSDT/BTCUSDT"
-    for metric in ("ols_beta", "ols_alpha", "ols_r2", "kalman_beta", "kalman_alpha", "huber_beta", "spread",
+    for metric in ("recv_ns", "ols_beta", "ols_alpha", "ols_r2", "kalman_beta", "kalman_alpha", "huber_beta", "spread",
                    "zscore", "corr", "half_life", "adf_pvalue", "n"):
         assert metric in last, metric
     observations = status(r, "worker-analytics")["observations"]
