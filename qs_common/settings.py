@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     beta_source: Literal["ols", "kalman", "huber", "theilsen"] = "ols"
     # Theil-Sen costs ~50 ms a refit: on when it is the beta source or asked for
     theilsen: bool = False
+    # Huber refits (~4 ms each) every N observations or T ms of observation time, whichever comes first
+    huber_every_n: int = Field(1_000, ge=1)
+    huber_every_ms: int = Field(2_000, gt=0)
     # At BTC-level prices the state noise must be tiny, or the filter fits every y exactly.
     kalman_delta: float = Field(1e-9, gt=0, lt=1)
     kalman_obs_noise: float = Field(1.0, gt=0)

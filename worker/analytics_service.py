@@ -38,6 +38,7 @@ def pair_config(settings: Settings) -> PairConfig:
         delta=settings.kalman_delta, obs_noise=settings.kalman_obs_noise, init_cov=settings.kalman_init_cov,
         adf_every_ms=int(settings.adf_every_s * 1000),
         theilsen=settings.theilsen or settings.beta_source == "theilsen",
+        huber_every_n=settings.huber_every_n, huber_every_ms=settings.huber_every_ms,
     )
 
 
@@ -81,7 +82,7 @@ class AnalyticsHandler:
         self.bad_rules = bad
         self.alerts.set_rules(rules)
 
-    def _tick(self, f: dict[bytes, bytes], books: dict[str, dict[str, Any]]) -> tuple[str, int, float, int] | None:
+    def _tick(self, f: dict[bytes, bytes], books: dict[str, dict[bytes, bytes]]) -> tuple[str, int, float, int] | None:
         sym = f[b"sym"].decode()
         recv_ns = int(f[b"recv"])
         if f[b"kind"] == b"trade":
@@ -90,18 +91,25 @@ class AnalyticsHandler:
             if stats is not None:
                 self.snapshots[sym] = stats.update(ts, price, float(f[b"q"]))
             return None if self.use_mid else (sym, ts, price, recv_ns)
-        ts = int(f[b"ts"]) if b"ts" in f else recv_ns // 1_000_000
+        books[sym] = f  # only the newest per batch is written: its metrics are computed then
+        if self.use_mid:
+            ts = int(f[b"ts"]) if b"ts" in f else recv_ns // 1_000_000
+            return sym, ts, 0.5 * (float(f[b"b"]) + float(f[b"a"])), recv_ns
+        return None
+
+    @staticmethod
+    def _book(sym: str, f: dict[bytes, bytes]) -> dict[str, Any]:
+        recv_ns = int(f[b"recv"])
         bid, bq, ask, aq = (f[k].decode() for k in (b"b", b"bq", b"a", b"aq"))
-        m = book_metrics(bid, bq, ask, aq)
-        books[sym] = {
+        return {
             "symbol": sym, "bid": bid, "bid_qty": bq, "ask": ask, "ask_qty": aq, "update_id": int(f[b"id"]),
-            "recv_ns": recv_ns, "ts": ts, **_finite(asdict(m)),
+            "recv_ns": recv_ns, "ts": int(f[b"ts"]) if b"ts" in f else recv_ns // 1_000_000,
+            **_finite(asdict(book_metrics(bid, bq, ask, aq))),
         }
-        return (sym, ts, m.mid, recv_ns) if self.use_mid else None
 
     def __call__(self, entries: list[Entry]) -> None:
         self._refresh_rules()
-        books: dict[str, dict[str, Any]] = {}
+        books: dict[str, dict[bytes, bytes]] = {}
         out: list[dict[str, str]] = []
         fired_out: list[dict[str, str]] = []
         started = time.monotonic()
@@ -148,14 +156,16 @@ class AnalyticsHandler:
             return {}
         return {"adf_stat": res.statistic, "adf_pvalue": res.p_value, "adf_lags": float(res.lags_used)}
 
-    def _write(self, out: list[dict[str, str]], fired: list[dict[str, str]], books: dict[str, dict[str, Any]]) -> None:
+    def _write(
+        self, out: list[dict[str, str]], fired: list[dict[str, str]], books: dict[str, dict[bytes, bytes]]
+    ) -> None:
         pipe = self.r.pipeline(transaction=False)
         for fields in out:
             pipe.xadd(keys.ANALYTICS_STREAM, fields, maxlen=self.maxlen, approximate=True)  # type: ignore[arg-type]
         for fields in fired:
             pipe.xadd(keys.ALERTS_STREAM, fields, maxlen=10_000, approximate=True)  # type: ignore[arg-type]
-        for sym, book in books.items():
-            pipe.set(keys.latest_book_key(sym), json.dumps(book))
+        for sym, f in books.items():
+            pipe.set(keys.latest_book_key(sym), json.dumps(self._book(sym, f)))
         for sym, snap in self.snapshots.items():
             pipe.set(keys.symbol_stats_key(sym), json.dumps({"symbol": sym, **_finite(asdict(snap))}))
         self.snapshots = {}
