@@ -20,6 +20,8 @@ from decimal import Decimal, InvalidOperation
 
 import pandas as pd
 
+from qs_common.times import iso_to_ms
+
 MAX_BYTES = 50 * 1024 * 1024
 MAX_ERRORS = 20
 BINANCE_COLUMNS = (
@@ -103,12 +105,9 @@ def parse_time_ms(value: str) -> int:
                 return int(number // divisor)
         raise ValueError(f"{v!r} is too small to be an epoch time")
     try:
-        ts = datetime.fromisoformat(v.replace("Z", "+00:00"))
+        return iso_to_ms(v)
     except ValueError:
         raise ValueError(f"{v!r} is neither an epoch number nor an ISO-8601 time") from None
-    if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=UTC)
-    return int(ts.timestamp() * 1000)
 
 
 def _sniff_delimiter(first_line: str) -> str:

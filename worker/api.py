@@ -9,7 +9,6 @@ import asyncio
 import io
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 import polars as pl
 from starlette.applications import Starlette
@@ -17,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from qs_common.times import epoch_to_ms, iso_to_ms
 from worker.candles import ALL_INTERVALS, STORED_INTERVALS
 from worker.store import OUTPUT_COLUMNS, CandleStore
 
@@ -33,19 +33,11 @@ def parse_time_ms(value: str, name: str) -> int:
     """Milliseconds (or µs/ns, told apart by size) since the epoch, or ISO-8601 (naive means UTC)."""
     text = value.strip()
     if re.fullmatch(r"-?\d+", text):
-        n = int(text)
-        if abs(n) >= 10**17:
-            return n // 1_000_000  # ns
-        if abs(n) >= 10**14:
-            return n // 1_000  # µs
-        return n
+        return epoch_to_ms(int(text))
     try:
-        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return iso_to_ms(text)
     except ValueError:
         raise BadRequest(f"{name}: {value!r} is neither epoch milliseconds nor ISO-8601") from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return int(dt.timestamp() * 1000)
 
 
 def _symbol(request: Request) -> str:

@@ -20,11 +20,10 @@ from collections.abc import Iterable, Sequence
 
 import polars as pl
 
+from qs_common.times import epoch_to_ms
 from worker.candles import PRICE, QUOTE
 
 # Epoch ms reach 10^14 only in the year 5138; epoch µs passed 10^14 in 1973.
-_US_FROM = 10**14
-_NS_FROM = 10**17
 
 KLINE_FIELDS = [
     "open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume", "trades",
@@ -41,13 +40,7 @@ class KlineError(ValueError):
     """A kline row that is not what Binance sends."""
 
 
-def to_ms(t: int) -> int:
-    """Epoch ms from ms, µs or ns (by size)."""
-    if abs(t) >= _NS_FROM:
-        return t // 1_000_000
-    if abs(t) >= _US_FROM:
-        return t // 1_000
-    return t
+to_ms = epoch_to_ms  # kept as the module's name for it
 
 
 def _check_row(row: Sequence[object], n: int) -> None:
