@@ -81,7 +81,7 @@ def parse_frame(recv_ns: int, raw: bytes | str) -> ParseResult:
         if kind == b"bookTicker":
             return book_from_msg(_BookEnvelope.model_validate_json(raw).data, recv_ns)
     except ValidationError as err:
-        return Rejected(f"invalid {kind.decode()} frame: {_first_error(err)}")
+        return Rejected(f"invalid {(kind or b'').decode()} frame: {_first_error(err)}")
     return _parse_slow(recv_ns, raw)
 
 

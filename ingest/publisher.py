@@ -46,7 +46,7 @@ async def ensure_groups(r: aioredis.Redis, stream: str, groups: tuple[str, ...])
 
 async def safe_trim_boundary(r: aioredis.Redis, stream: str) -> tuple[int, int] | None:
     """The oldest entry id some consumer group still needs; None if no group exists."""
-    groups: list[dict[str, Any]] = await r.xinfo_groups(stream)
+    groups: list[dict[str, Any]] = await r.xinfo_groups(stream)  # type: ignore[assignment]
     if not groups:
         return None
     needed: list[tuple[int, int]] = []
@@ -55,7 +55,7 @@ async def safe_trim_boundary(r: aioredis.Redis, stream: str) -> tuple[int, int] 
         ms, seq = parse_id(g["last-delivered-id"])
         oldest_unread = (ms, seq + 1)
         if g["pending"]:
-            summary = await r.xpending(stream, name)
+            summary: Any = await r.xpending(stream, name)
             # acknowledged between the two calls: then nothing is pending any more
             needed.append(parse_id(summary["min"]) if summary["min"] is not None else oldest_unread)
         else:
@@ -169,7 +169,7 @@ class Publisher:
         if boundary is None or excess <= 0:
             self._set_backlog(0 if boundary is None else length, False)
             return
-        older = await self.r.xrange(self.stream, "-", "(" + format_id(*boundary), count=excess)
+        older: Any = await self.r.xrange(self.stream, "-", "(" + format_id(*boundary), count=excess)
         if older:
             ms, seq = parse_id(older[-1][0])
             await self.r.xtrim(self.stream, minid=format_id(ms, seq + 1), approximate=False)

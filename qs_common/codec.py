@@ -56,7 +56,7 @@ def pack_xadd(stream: bytes, tick: Tick) -> bytes:
     for name, value in encode(tick).items():
         args.append(name)
         args.append(value if isinstance(value, str) else str(value))
-    return hiredis.pack_command(tuple(args))
+    return hiredis.pack_command(tuple(args))  # type: ignore[arg-type]
 
 
 def _text(fields: Mapping[bytes, bytes], name: bytes) -> str:

@@ -81,25 +81,35 @@ class GroupConsumer:
         self.stats.last_entry_id = ids[-1].decode()
         self._set_state("running")
 
+    def _read(self, start: str, block: int | None = None) -> list[tuple[bytes, dict[bytes, bytes] | None]]:
+        """XREADGROUP from `start` ('>' for new entries); fields are None for entries deleted meanwhile."""
+        reply: Any = self.r.xreadgroup(self.group, self.consumer, {self.stream: start}, count=self.batch, block=block)
+        # a pending entry deleted from the stream comes back with no fields (None or {} by redis-py version)
+        return [(eid, fields or None) for eid, fields in reply[0][1]] if reply else []
+
     def _own_pending(self) -> None:
         """Entries delivered to this consumer before a crash and never acknowledged."""
         start = "0"
         while True:
-            reply = self.r.xreadgroup(self.group, self.consumer, {self.stream: start}, count=self.batch)
-            entries = [e for e in reply[0][1] if e[1] is not None] if reply else []
-            if not entries:
+            raw = self._read(start)
+            if not raw:
                 return
-            log.info("%s: re-reading %d pending entries", self.group, len(entries))
-            self._process(entries)
-            start = entries[-1][0].decode()
+            gone = [eid for eid, fields in raw if fields is None]
+            if gone:  # deleted from the stream by someone else: nothing left to process
+                self.r.xack(self.stream, self.group, *gone)
+            entries = [(eid, fields) for eid, fields in raw if fields is not None]
+            if entries:
+                log.info("%s: re-reading %d pending entries", self.group, len(entries))
+                self._process(entries)
+            start = raw[-1][0].decode()
 
     def _claim_abandoned(self) -> None:
         cursor = "0-0"
         while True:
-            reply = self.r.xautoclaim(
+            reply: Any = self.r.xautoclaim(
                 self.stream, self.group, self.consumer, self.claim_idle_ms, start_id=cursor, count=self.batch
             )
-            cursor, entries = reply[0], [e for e in reply[1] if e[1] is not None]
+            cursor, entries = reply[0], [(eid, fields) for eid, fields in reply[1] if fields]
             if entries:
                 log.info("%s: claimed %d abandoned entries", self.group, len(entries))
                 self._process(entries)
@@ -117,11 +127,9 @@ class GroupConsumer:
                     if time.monotonic() - self._last_claim > self.claim_idle_ms / 1000:
                         self._last_claim = time.monotonic()
                         self._claim_abandoned()
-                    reply = self.r.xreadgroup(
-                        self.group, self.consumer, {self.stream: ">"}, count=self.batch, block=self.block_ms
-                    )
-                    if reply:
-                        self._process(reply[0][1])
+                    fresh = self._read(">", self.block_ms)
+                    if fresh:
+                        self._process([(eid, fields) for eid, fields in fresh if fields is not None])
                 return
             except (RedisError, OSError) as exc:
                 self._set_state("redis-down", str(exc))
@@ -129,7 +137,8 @@ class GroupConsumer:
 
     def lag(self) -> dict[str, int | None]:
         """Entries not yet delivered to the group, and delivered but not acknowledged."""
-        for g in self.r.xinfo_groups(self.stream):
+        groups: Any = self.r.xinfo_groups(self.stream)
+        for g in groups:
             name = g["name"].decode() if isinstance(g["name"], bytes) else g["name"]
             if name == self.group:
                 return {"lag": g.get("lag"), "pending": g.get("pending")}

@@ -23,7 +23,7 @@ _YIELD_EVERY = 2_000  # let other tasks (status, flush) run during a full-speed 
 def _open(path: Path) -> IO[bytes]:
     with path.open("rb") as probe:
         magic = probe.read(2)
-    return gzip.open(path, "rb") if magic == b"\x1f\x8b" else path.open("rb")
+    return gzip.open(path, "rb") if magic == b"\x1f\x8b" else path.open("rb")  # type: ignore[return-value]
 
 
 def read_recording(path: Path) -> Iterator[tuple[int, bytes]]:
