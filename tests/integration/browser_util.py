@@ -11,7 +11,6 @@ import json
 import math
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,38 +24,23 @@ import redis
 from websockets.sync.client import connect as ws_connect
 
 from qs_common import keys
+from tests.conftest import free_port
+from tests.conftest import start_redis as _start_redis
 
 ROOT = Path(__file__).resolve().parents[2]
 KLINES = ROOT / "tests" / "fixtures" / "BTCUSDT-1m-2024-08-08.csv"
 HEADER = "open_time,open,high,low,close,volume,quote_volume,trades,taker_buy_volume"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def start_redis() -> Iterator[str]:
-    port = free_port()
-    workdir = tempfile.mkdtemp(prefix="qs-redis-")
-    proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no", "--dir", workdir],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    r = redis.Redis(port=port)
-    for _ in range(100):
-        try:
-            r.ping()
-            break
-        except redis.ConnectionError:
-            time.sleep(0.05)
+    """A private redis-server (the suite's own `tests.conftest.start_redis`) for a `for url in ...` block."""
+    workdir = Path(tempfile.mkdtemp(prefix="qs-redis-"))
+    server = _start_redis(workdir)
     try:
-        yield f"redis://127.0.0.1:{port}/0"
+        yield server.url
     finally:
-        proc.terminate()
-        proc.wait(5)
+        server.proc.terminate()
+        server.proc.wait(5)
         shutil.rmtree(workdir, ignore_errors=True)
 
 
