@@ -50,7 +50,10 @@ def _split(value: object) -> object:
 class Settings(BaseSettings):
     """Every setting of every process. Names are the environment variables (case-insensitive)."""
 
-    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore", frozen=True)
+    # allow_inf_nan=False: `inf` or `nan` for a number is a mistake, never a wish for "no limit"
+    model_config = SettingsConfigDict(
+        env_prefix="", case_sensitive=False, extra="ignore", frozen=True, allow_inf_nan=False
+    )
 
     symbols: Annotated[tuple[str, ...], NoDecode] = ("BTCUSDT", "ETHUSDT")
     venue: Venue = Venue.BINANCE_SPOT
@@ -58,10 +61,16 @@ class Settings(BaseSettings):
     binance_rest_url: str = ""
     redis_url: str = "redis://localhost:6379/0"
     data_dir: Path = Path("./data")
-    api_host: str = "0.0.0.0"
+    # Loopback unless told otherwise: compose sets 0.0.0.0 inside its private network.
+    api_host: str = Field("127.0.0.1", min_length=1)
     api_port: int = Field(8000, ge=1, le=65535)
     api_url: str = "http://localhost:8000"
     log_level: str = "INFO"
+    # Optional shared secret. When set, the worker API's writes need `Authorization: Bearer <token>` and the
+    # dashboard asks for it before showing anything. Empty: no authentication (loopback-only use).
+    access_token: str = ""
+    dashboard_host: str = Field("127.0.0.1", min_length=1, description="where the local launcher binds the dashboard")
+    redis_wait_s: float = Field(10.0, ge=0, le=600, description="how long start-up retries an unreachable Redis")
 
     source: Source = Source.BINANCE
     replay_files: Annotated[tuple[Path, ...], NoDecode] = ()
@@ -81,10 +90,24 @@ class Settings(BaseSettings):
     worker_block_ms: int = Field(200, ge=1, le=60_000)
     claim_idle_ms: int = Field(30_000, ge=1_000)
     consumer_name: str = ""
+    # A batch that fails this many times in a row is bisected and its poison entries dead-lettered.
+    batch_retries: int = Field(3, ge=1, le=100)
     trade_retention_h: float = Field(48.0, gt=0)
     backfill_enabled: bool = True
     backfill_lookback_h: float = Field(24.0, gt=0, le=24 * 30)
     rest_weight_limit: int = Field(1_000, ge=10, le=6_000, description="REST weight per minute the worker may use")
+    # Every closed 1m candle compared with Binance's own kline; None: on for the live feed, off otherwise.
+    kline_check: bool | None = None
+    kline_check_delay_s: float = Field(90.0, ge=0, le=3_600, description="check a minute this long after it closed")
+    kline_check_weight: int = Field(200, ge=1, le=6_000, description="REST weight per minute the check may use")
+
+    # Edge validation and bounded inputs
+    tick_max_skew_s: float = Field(
+        86_400.0, gt=0, le=30 * 86_400, description="a tick's exchange time must lie this close to its receive time"
+    )
+    api_max_body_mb: float = Field(50.0, gt=0, le=1_024, description="largest request body the API reads")
+    import_max_rows: int = Field(1_000_000, ge=1, le=50_000_000)
+    deadletter_max_mb: float = Field(64.0, gt=0, le=4_096, description="bound of the dead-letter stream in bytes")
 
     analytics_price: Literal["trade", "mid"] = "trade"
     # Default: the second symbol against the first (ETHUSDT/BTCUSDT with the default symbols).
@@ -134,6 +157,17 @@ class Settings(BaseSettings):
                 raise ValueError(f"{p!r} is not a pair; write Y/X, like ETHUSDT/BTCUSDT")
             out.append("/".join(legs))
         return tuple(out)
+
+    @field_validator("ticks_stream", "consumer_name", "access_token", "api_host", "dashboard_host", mode="before")
+    @classmethod
+    def _stripped(cls, value: object) -> object:
+        # "  " is an empty name, not a name of two spaces
+        return value.strip() if isinstance(value, str) else value
+
+    @property
+    def kline_check_on(self) -> bool:
+        """The kline check runs by default only against the live venue (synthetic prices have no klines)."""
+        return self.kline_check if self.kline_check is not None else self.source == Source.BINANCE
 
     @field_validator("log_level")
     @classmethod
