@@ -306,7 +306,7 @@ def _number(s: pl.Series, c: str, errors: _Errors) -> pl.Series:
         errors.add(present & typed.is_null() & s.str.contains(_WHOLE), c, lambda i: f"{show(s[i])} is beyond int64")
         return typed
     scale = SCALE[c]
-    errors.add(present & ~s.str.contains(_PLAIN), c, lambda i: f"{show(s[i])} is not a number")
+    errors.add(present & ~s.str.contains(_PLAIN), c, lambda i: f"{show(s[i])} is not a valid number")
     errors.add(present & s.str.contains(rf"\.[0-9]{{{scale + 1},}}$"), c,
                lambda i: f"{show(s[i])} has more than {scale} decimal places (stored exactly, never rounded)")
     typed = s.cast(pl.Decimal(38, scale), strict=False)

@@ -1,28 +1,42 @@
 """The worker's small HTTP API: history from the DuckDB file it alone owns.
 
-GET /health, GET /symbols, GET /candles (json or csv), POST /candles/import (csv).
+GET /health, GET /symbols, GET /candles (json or csv), POST /candles/import (csv, plain or gzip).
+
+Writes (every method but GET/HEAD/OPTIONS) need `Authorization: Bearer <ACCESS_TOKEN>` when a token is set;
+reads stay open. Bodies are read with a limit (worker/api_body.py); an unexpected error answers 500 with a
+short JSON error, its traceback goes to the log only.
 """
 
 from __future__ import annotations
 
 import asyncio
-import io
+import hmac
+import logging
 import re
 from collections.abc import Callable
 
-import polars as pl
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from qs_common.times import epoch_to_ms, iso_to_ms
+from qs_common import ohlc
+from qs_common.settings import Settings
+from qs_common.times import INT64_MAX, INT64_MIN, epoch_to_ms, iso_to_ms
+from worker.api_body import BodyError, read_body
 from worker.candles import ALL_INTERVALS, STORED_INTERVALS
 from worker.store import OUTPUT_COLUMNS, CandleStore
 
+log = logging.getLogger("worker.api")
+
 MAX_LIMIT = 100_000
 DEFAULT_LIMIT = 1_000
-MAX_IMPORT_BYTES = 50 * 1024 * 1024
+# Query times are ms in [1970, 10000): anything else is a mistake (and beyond int64 would fail in SQL).
+MAX_QUERY_MS = 253_402_300_799_999
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class BadRequest(ValueError):
@@ -32,12 +46,18 @@ class BadRequest(ValueError):
 def parse_time_ms(value: str, name: str) -> int:
     """Milliseconds (or µs/ns, told apart by size) since the epoch, or ISO-8601 (naive means UTC)."""
     text = value.strip()
-    if re.fullmatch(r"-?\d+", text):
-        return epoch_to_ms(int(text))
-    try:
-        return iso_to_ms(text)
-    except ValueError:
-        raise BadRequest(f"{name}: {value!r} is neither epoch milliseconds nor ISO-8601") from None
+    if re.fullmatch(r"-?[0-9]+", text):  # ASCII digits only: int() would also take other scripts' digits
+        if len(text) > 20 or not INT64_MIN <= int(text) <= INT64_MAX:
+            raise BadRequest(f"{name}: {ohlc.show(value)} is beyond int64")
+        ms = epoch_to_ms(int(text))
+    else:
+        try:
+            ms = iso_to_ms(text)
+        except (ValueError, OverflowError):
+            raise BadRequest(f"{name}: {ohlc.show(value)} is neither epoch milliseconds nor ISO-8601") from None
+    if not 0 <= ms <= MAX_QUERY_MS:
+        raise BadRequest(f"{name}: {ohlc.show(value)} is outside 1970 .. 9999")
+    return ms
 
 
 def _symbol(request: Request) -> str:
@@ -50,11 +70,39 @@ def _symbol(request: Request) -> str:
 def _interval(request: Request, allowed: dict[str, int]) -> str:
     interval = request.query_params.get("interval", "1m")
     if interval not in allowed:
-        raise BadRequest(f"interval: {interval!r} is not one of {', '.join(allowed)}")
+        raise BadRequest(f"interval: {ohlc.show(interval)} is not one of {', '.join(allowed)}")
     return interval
 
 
-def create_app(store: CandleStore, redis_ok: Callable[[], bool]) -> Starlette:
+class _WriteAuth:
+    """ASGI middleware: writes need the bearer token when one is set (compared in constant time), checked
+    before the body is read. Reads pass, with or without a token."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app = app
+        self.token = token.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.token and scope["type"] == "http" and scope["method"] not in READ_METHODS:
+            scheme, _, given = Headers(scope=scope).get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), self.token):
+                answer = JSONResponse({"error": "authorization: writes need 'Authorization: Bearer <ACCESS_TOKEN>'"},
+                                      401, headers={"www-authenticate": "Bearer"})
+                await answer(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
+    log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+    return JSONResponse({"error": "internal error (details are in the worker's log)"}, 500)
+
+
+def create_app(store: CandleStore, redis_ok: Callable[[], bool], settings: Settings | None = None) -> Starlette:
+    max_body = int((settings.api_max_body_mb if settings else 50.0) * 1_048_576)
+    max_rows = settings.import_max_rows if settings else 1_000_000
+    token = settings.access_token if settings else ""
+
     async def health(request: Request) -> JSONResponse:
         db = await asyncio.to_thread(store.ping)
         red = await asyncio.to_thread(redis_ok)
@@ -95,14 +143,16 @@ def create_app(store: CandleStore, redis_ok: Callable[[], bool]) -> Starlette:
         try:
             symbol = _symbol(request)
             interval = _interval(request, STORED_INTERVALS)
-            body = await request.body()
-            if len(body) > MAX_IMPORT_BYTES:
-                raise BadRequest(f"body: larger than {MAX_IMPORT_BYTES} bytes")
-            frame = parse_import_csv(body)
-            imported, skipped = await asyncio.to_thread(store.import_candles, symbol, interval, frame)
+            body = await read_body(request, max_body)
+            parsed = await asyncio.to_thread(parse_import_csv, body, STORED_INTERVALS[interval], max_rows)
+            del body
+            imported, skipped = await asyncio.to_thread(store.import_candles, symbol, interval, parsed.frame)
         except BadRequest as exc:
             return JSONResponse({"error": str(exc)}, 400)
-        return JSONResponse({"imported": imported, "skipped": skipped})
+        except BodyError as exc:
+            return JSONResponse({"error": str(exc)}, exc.status)
+        return JSONResponse({"imported": imported, "skipped": skipped, "unit": parsed.unit,
+                             "first": parsed.first, "last": parsed.last, "rows": parsed.frame.height})
 
     return Starlette(
         routes=[
@@ -110,31 +160,15 @@ def create_app(store: CandleStore, redis_ok: Callable[[], bool]) -> Starlette:
             Route("/symbols", symbols),
             Route("/candles", candles),
             Route("/candles/import", import_candles, methods=["POST"]),
-        ]
+        ],
+        middleware=[Middleware(_WriteAuth, token=token)],
+        exception_handlers={Exception: _internal_error},
     )
 
 
-IMPORT_REQUIRED = ["open_time", "open", "high", "low", "close", "volume"]
-IMPORT_OPTIONAL = ["quote_volume", "trades", "taker_buy_volume", "taker_buy_quote_volume"]
-
-
-def parse_import_csv(body: bytes) -> pl.DataFrame:
-    """The API's own CSV layout -> typed candles; a bad cell names its row (1 = first data row) and column."""
+def parse_import_csv(body: bytes, interval_ms: int, max_rows: int | None = None) -> ohlc.Candles:
+    """CSV bytes -> checked candles (qs_common.ohlc); BadRequest naming row (1 = first data row) and column."""
     try:
-        raw = pl.read_csv(io.BytesIO(body), infer_schema=False)
-    except Exception as exc:  # polars raises several error types for unreadable CSV
-        raise BadRequest(f"body: not a readable CSV ({exc.__class__.__name__})") from None
-    missing = [c for c in IMPORT_REQUIRED if c not in raw.columns]
-    if missing:
-        raise BadRequest(f"header: missing column(s) {', '.join(missing)}")
-    out = {}
-    for col in IMPORT_REQUIRED + [c for c in IMPORT_OPTIONAL if c in raw.columns]:
-        dtype = pl.Int64 if col in ("open_time", "trades") else pl.Decimal(38, 16 if "quote" in col else 8)
-        series = raw[col].str.strip_chars()
-        typed = series.cast(dtype, strict=False)
-        bad = (typed.is_null() & series.is_not_null()) | series.is_null()
-        if bad.any():
-            row = int(bad.arg_max() or 0) + 1
-            raise BadRequest(f"row {row}, column {col}: {raw[col][row - 1]!r} is not a valid number")
-        out[col] = typed
-    return pl.DataFrame(out)
+        return ohlc.validate(ohlc.read_csv(body, max_rows), interval_ms)
+    except ohlc.OhlcError as exc:
+        raise BadRequest(str(exc)) from None

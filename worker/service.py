@@ -117,7 +117,7 @@ class Worker:
             self.backfill_thread.start()
         threading.Thread(target=self._status_loop, name="status", daemon=True).start()
         if self.store is not None:
-            app = create_app(self.store, self._redis_ok)
+            app = create_app(self.store, self._redis_ok, self.settings)
             config = uvicorn.Config(app, host=self.settings.api_host, port=self.settings.api_port,
                                     log_level="warning", access_log=False, lifespan="off")
             self.server = uvicorn.Server(config)

@@ -33,10 +33,11 @@ CREATE TABLE IF NOT EXISTS candles (
     low DECIMAL(38, 8) NOT NULL,
     close DECIMAL(38, 8) NOT NULL,
     volume DECIMAL(38, 8) NOT NULL,
-    quote_volume DECIMAL(38, 16) NOT NULL,
-    trades BIGINT NOT NULL,
-    taker_buy_volume DECIMAL(38, 8) NOT NULL,
-    taker_buy_quote_volume DECIMAL(38, 16) NOT NULL,
+    -- NULL only for imported candles whose file did not know them (never 0: that would claim no trades)
+    quote_volume DECIMAL(38, 16),
+    trades BIGINT,
+    taker_buy_volume DECIMAL(38, 8),
+    taker_buy_quote_volume DECIMAL(38, 16),
     first_trade_id BIGINT,
     last_trade_id BIGINT,
     close_time BIGINT NOT NULL,
@@ -92,6 +93,7 @@ class CandleStore:
             path.parent.mkdir(parents=True, exist_ok=True)
         self.con = duckdb.connect(str(path))
         self.con.execute(SCHEMA)
+        _allow_unknown_import_columns(self.con)
         self.write_lock = threading.Lock()
 
     def close(self) -> None:
@@ -118,23 +120,27 @@ class CandleStore:
                 merged = con.sql(_UPSERT).pl() if len(new) else pl.DataFrame()
                 con.execute("COMMIT")
             except BaseException:
-                con.execute("ROLLBACK")
+                try:
+                    con.execute("ROLLBACK")
+                except duckdb.Error:
+                    pass  # a COMMIT that failed (disk full) has already ended the transaction; keep its error
                 raise
         return merged
 
     def import_candles(self, symbol: str, interval: str, frame: pl.DataFrame) -> tuple[int, int]:
-        """Add user candles (source 'import'); never overwrite a stored candle. Returns (imported, skipped)."""
-        rows = _import_frame(symbol, interval, frame).unique(subset=["open_time"], keep="first", maintain_order=True)  # noqa: F841 (used by SQL)
+        """Add user candles (source 'import'); never overwrite a stored candle. Returns (imported, skipped).
+
+        `frame` is checked already (qs_common.ohlc.validate: on the grid, no time twice, sane values);
+        optional columns may be null.
+        """
+        rows = _import_frame(symbol, interval, frame)  # noqa: F841 (used by SQL)
         with self.write_lock:
-            before = self.con.execute("SELECT count(*) FROM candles").fetchone()
-            self.con.execute(
+            inserted = self.con.execute(
                 "INSERT INTO candles (symbol, interval, open_time, open, high, low, close, volume, quote_volume, "
                 "trades, taker_buy_volume, taker_buy_quote_volume, close_time, source) "
-                "SELECT *, 'import' FROM rows ON CONFLICT DO NOTHING"
-            )
-            after = self.con.execute("SELECT count(*) FROM candles").fetchone()
-        imported = int(after[0]) - int(before[0]) if before and after else 0
-        return imported, len(frame) - imported
+                "SELECT *, 'import' FROM rows ON CONFLICT DO NOTHING RETURNING open_time"
+            ).fetchall()
+        return len(inserted), len(frame) - len(inserted)
 
     def prune_trades(self, retention_ms: int) -> int:
         """Drop trades older than `retention_ms` before each symbol's newest trade (they only serve dedup)."""
@@ -162,7 +168,7 @@ class CandleStore:
                 params: dict[str, object] = {"sym": symbol, "iv": interval}
             else:
                 base = _derived_sql(ALL_INTERVALS[interval])
-                params = {"sym": symbol}
+                params = {"sym": symbol}  # $lo and $hi are set below for both kinds
             sql = (
                 f"SELECT {_OUT} FROM ({base}) c WHERE open_time BETWEEN $lo AND $hi "
                 "ORDER BY open_time DESC LIMIT $limit"
@@ -196,35 +202,53 @@ class CandleStore:
 
 
 def _derived_sql(ms: int) -> str:
-    """Longer candles from stored ones: 5m where the length divides by it, else 1m."""
-    base = "5m" if ms % 300_000 == 0 else "1m"
+    """Longer candles from stored ones: per 5-minute slot the 5m candle, or the slot's 1m candles where no
+    5m candle is stored (an import of 1m only), so a derived candle always covers everything stored.
+
+    A sum with an unknown part (NULL, from an import that lacked the column) is unknown, not a partial sum.
+    $lo/$hi bound the stored rows read (the caller filters the derived open times exactly).
+    """
+    def total(col: str) -> str:
+        return f"CASE WHEN count({col}) = count(*) THEN sum({col}) END"
+
+    base = "'5m'" if ms % 300_000 == 0 else "NULL"
     return f"""
+        WITH stored AS (
+            SELECT * FROM candles
+            WHERE symbol = $sym AND interval IN ('1m', '5m') AND open_time BETWEEN $lo - {ms} AND $hi + {ms}
+        ), slots AS (SELECT DISTINCT open_time FROM stored WHERE interval = {base})
         SELECT symbol, '{ms}' AS interval, (open_time // {ms}) * {ms} AS open_time,
             arg_min(open, open_time) AS open, max(high) AS high, min(low) AS low,
-            arg_max(close, open_time) AS close, sum(volume) AS volume, sum(quote_volume) AS quote_volume,
-            CAST(sum(trades) AS BIGINT) AS trades, sum(taker_buy_volume) AS taker_buy_volume,
-            sum(taker_buy_quote_volume) AS taker_buy_quote_volume,
+            arg_max(close, open_time) AS close, sum(volume) AS volume, {total("quote_volume")} AS quote_volume,
+            CAST({total("trades")} AS BIGINT) AS trades, {total("taker_buy_volume")} AS taker_buy_volume,
+            {total("taker_buy_quote_volume")} AS taker_buy_quote_volume,
             min(first_trade_id) AS first_trade_id, max(last_trade_id) AS last_trade_id,
             (open_time // {ms}) * {ms} + {ms - 1} AS close_time,
             CASE WHEN bool_and(source = 'live') THEN 'live' WHEN bool_and(source = 'rest') THEN 'rest'
                  ELSE 'mixed' END AS source
-        FROM candles WHERE symbol = $sym AND interval = '{base}'
+        FROM stored
+        WHERE interval = {base}
+           OR (interval = '1m' AND (open_time // 300000) * 300000 NOT IN (SELECT open_time FROM slots))
         GROUP BY symbol, (open_time // {ms})
     """
 
 
 def _import_frame(symbol: str, interval: str, frame: pl.DataFrame) -> pl.DataFrame:
     ms = STORED_INTERVALS[interval]
-    zero8 = pl.lit(0).cast(pl.Decimal(38, 8))
-    zero16 = pl.lit(0).cast(pl.Decimal(38, 16))
     return frame.select(
-        pl.lit(symbol).alias("symbol"), pl.lit(interval).alias("interval"),
-        ((pl.col("open_time") // ms) * ms).alias("open_time"),
+        pl.lit(symbol).alias("symbol"), pl.lit(interval).alias("interval"), "open_time",
         "open", "high", "low", "close", "volume",
-        (pl.col("quote_volume") if "quote_volume" in frame.columns else zero16).alias("quote_volume"),
-        (pl.col("trades") if "trades" in frame.columns else pl.lit(0, pl.Int64)).alias("trades"),
-        (pl.col("taker_buy_volume") if "taker_buy_volume" in frame.columns else zero8).alias("taker_buy_volume"),
-        (pl.col("taker_buy_quote_volume") if "taker_buy_quote_volume" in frame.columns else zero16)
-        .alias("taker_buy_quote_volume"),
-        ((pl.col("open_time") // ms) * ms + ms - 1).alias("close_time"),
+        pl.col("quote_volume").cast(pl.Decimal(38, 16)), pl.col("trades").cast(pl.Int64),
+        pl.col("taker_buy_volume").cast(pl.Decimal(38, 8)), pl.col("taker_buy_quote_volume").cast(pl.Decimal(38, 16)),
+        (pl.col("open_time") + ms - 1).alias("close_time"),
     )
+
+
+def _allow_unknown_import_columns(con: duckdb.DuckDBPyConnection) -> None:
+    """Files made before imports could leave columns unknown have them NOT NULL: relax that once."""
+    rows = con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'candles' AND is_nullable = 'NO' "
+        "AND column_name IN ('quote_volume', 'trades', 'taker_buy_volume', 'taker_buy_quote_volume')"
+    ).fetchall()
+    for (name,) in rows:
+        con.execute(f"ALTER TABLE candles ALTER COLUMN {name} DROP NOT NULL")

@@ -122,7 +122,8 @@ def test_import_adds_missing_candles_and_never_overwrites(api):
             f"{MINUTE - 600_000},1.0,2.0,0.5,1.5,10\n"
             f"{MINUTE},1.0,2.0,0.5,1.5,10\n")
     resp = httpx.post(f"{api}/candles/import", params={"symbol": "BTCUSDT", "interval": "1m"}, content=body)
-    assert resp.json() == {"imported": 1, "skipped": 1}
+    assert resp.json() == {"imported": 1, "skipped": 1, "unit": "ms", "first": MINUTE - 600_000, "last": MINUTE,
+                           "rows": 2}
     rows = get(api, "/candles", symbol="BTCUSDT", interval="1m", start=MINUTE - 600_000, end=MINUTE).json()["candles"]
     assert [(c["open_time"], c["source"]) for c in rows] == [
         (MINUTE - 600_000, "import"), (MINUTE - 60_000, "live"), (MINUTE, "live")]
