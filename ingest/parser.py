@@ -1,12 +1,17 @@
 """One parser for every source: raw combined-stream frame text -> a validated tick, a skip, or a dead letter.
 
-Live, replayed and synthetic frames all come through here, so they cannot drift apart.
+Live, replayed and synthetic frames all come through here, so they cannot drift apart. The Pydantic wire
+models are the schema (types, int64 ranges, decimal text); `EdgeRules` adds what only the domain knows: the
+stream's symbol and the payload's agree, the symbol is subscribed, times lie near the receive time, prices and
+quantities are positive and their product fits the stored precision. What fails any of it is rejected with a
+reason and a reason class (`Rejected.kind`), never raised.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from decimal import Decimal, localcontext
 from typing import Literal
 
 from pydantic import BaseModel, ValidationError
@@ -38,11 +43,47 @@ class Control:
     event: Literal["serverShutdown"]
 
 
+# Reason classes of rejected frames, counted per class in `status:ingest` (`dead_letter_reasons`).
+NOT_JSON = "not-json"
+NOT_OBJECT = "not-object"
+NOT_STREAM_FRAME = "not-stream-frame"
+SCHEMA = "schema"
+VENUE_ERROR = "venue-error"
+SYMBOL_MISMATCH = "symbol-mismatch"
+UNSUBSCRIBED = "unsubscribed"
+TIME_RANGE = "time-range"
+VALUE_RANGE = "value-range"
+EXCEPTION = "exception"  # anything that raised while one frame was handled (see ingest.app)
+
+_REASON_TEXT_LIMIT = 200  # of venue-supplied text quoted in a reason
+
+
 @dataclass(frozen=True, slots=True)
 class Rejected:
     """A frame that failed validation: it goes to the dead-letter stream with this reason."""
 
     reason: str
+    kind: str = SCHEMA
+
+
+class EdgeRules:
+    """What the domain requires of a tick beyond its schema. The defaults check no symbol set and no clock."""
+
+    __slots__ = ("max_skew_ms", "stream_symbols", "symbols")
+
+    def __init__(self, symbols: frozenset[str] | None = None, max_skew_ms: int | None = None) -> None:
+        self.symbols = None if symbols is None else frozenset(s.upper() for s in symbols)  # None: any
+        self.max_skew_ms = max_skew_ms  # exchange times must lie this close to the receive time; None: no check
+        # Binance's stream names of the subscribed symbols -> their symbol: one lookup checks both the
+        # subscription and that the payload's symbol is the stream's on the hot path.
+        self.stream_symbols = {f"{s.lower()}@{kind}": s for s in self.symbols or () for kind in ("trade", "bookTicker")}
+
+
+NO_RULES = EdgeRules()
+
+# |p*q| must fit the quote volume's DECIMAL(38, 16): below 10**22.
+_MAX_NOTIONAL = Decimal(10) ** 22
+_MAX_NOTIONAL_DIGITS = 22
 
 
 ParseResult = Trade | BookTicker | Skipped | Control | Rejected
@@ -70,28 +111,32 @@ def _first_error(err: ValidationError) -> str:
     return f"{loc}: {e['msg']}" if loc else e["msg"]
 
 
-def parse_frame(recv_ns: int, raw: bytes | str) -> ParseResult:
+def parse_frame(recv_ns: int, raw: bytes | str, rules: EdgeRules = NO_RULES) -> ParseResult:
     """Parse one frame as received. Never raises on bad input."""
     if isinstance(raw, str):
-        raw = raw.encode()
+        raw = raw.encode("utf-8", "surrogateescape")
     kind = _stream_kind(raw)
     try:
         if kind == b"trade":
-            return trade_from_msg(_TradeEnvelope.model_validate_json(raw).data, recv_ns)
+            env = _TradeEnvelope.model_validate_json(raw)
+            return _check_trade(env.stream, env.data, recv_ns, rules) or trade_from_msg(env.data, recv_ns)
         if kind == b"bookTicker":
-            return book_from_msg(_BookEnvelope.model_validate_json(raw).data, recv_ns)
+            benv = _BookEnvelope.model_validate_json(raw)
+            return _check_book(benv.stream, benv.data, recv_ns, rules) or book_from_msg(benv.data, recv_ns)
     except ValidationError as err:
-        return Rejected(f"invalid {(kind or b'').decode()} frame: {_first_error(err)}")
-    return _parse_slow(recv_ns, raw)
+        return Rejected(f"invalid {kind.decode(errors='replace')} frame: {_first_error(err)}")
+    return _parse_slow(recv_ns, raw, rules)
 
 
-def _parse_slow(recv_ns: int, raw: bytes) -> ParseResult:
+def _parse_slow(recv_ns: int, raw: bytes, rules: EdgeRules) -> ParseResult:
     try:
         doc = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
-        return Rejected(f"not JSON: {exc}")
+        return Rejected(f"not JSON: {exc}", NOT_JSON)
+    except RecursionError:
+        return Rejected("not JSON: nested too deeply", NOT_JSON)
     if not isinstance(doc, dict):
-        return Rejected("not a JSON object")
+        return Rejected("not a JSON object", NOT_OBJECT)
     data = doc.get("data", doc)
     if isinstance(data, dict) and data.get("e") == "serverShutdown":
         return Control("serverShutdown")
@@ -100,23 +145,101 @@ def _parse_slow(recv_ns: int, raw: bytes) -> ParseResult:
         kind = stream.partition("@")[2]
         try:
             if kind == "trade":
-                return trade_from_msg(_TradeEnvelope.model_validate(doc).data, recv_ns)
+                t = _TradeEnvelope.model_validate(doc).data
+                return _check_trade(stream, t, recv_ns, rules) or trade_from_msg(t, recv_ns)
             if kind == "bookTicker":
-                return book_from_msg(_BookEnvelope.model_validate(doc).data, recv_ns)
+                b = _BookEnvelope.model_validate(doc).data
+                return _check_book(stream, b, recv_ns, rules) or book_from_msg(b, recv_ns)
         except ValidationError as err:
-            return Rejected(f"invalid {kind} frame: {_first_error(err)}")
-        return Skipped(f"stream {kind or stream!r} not published")
+            return Rejected(f"invalid {_clip(kind)} frame: {_first_error(err)}")
+        return Skipped(f"stream {_clip(kind or stream)!r} not published")
     if "lastUpdateId" in doc and "bids" in doc:
         return Skipped("REST depth snapshot")
     if "result" in doc and "id" in doc:
         return Skipped("subscription reply")
     if "code" in doc and "msg" in doc:
-        return Rejected(f"venue error {doc.get('code')}: {doc.get('msg')}")
-    return Rejected("not a combined-stream frame (no 'stream' and 'data')")
+        return Rejected(f"venue error {_clip(doc.get('code'))}: {_clip(doc.get('msg'))}", VENUE_ERROR)
+    return Rejected("not a combined-stream frame (no 'stream' and 'data')", NOT_STREAM_FRAME)
+
+
+def _clip(value: object) -> str:
+    text = str(value)
+    return text if len(text) <= _REASON_TEXT_LIMIT else text[:_REASON_TEXT_LIMIT] + "..."
+
+
+def _check_symbol(stream: str, symbol: str, rules: EdgeRules) -> Rejected | None:
+    if rules.stream_symbols.get(stream) == symbol:  # the usual case: a subscribed stream, its own symbol
+        return None
+    # A `btcusdt@trade` frame carrying ETHUSDT would write a BTC price into ETH's candle.
+    if stream.partition("@")[0].upper() != symbol:
+        return Rejected(f"symbol mismatch: stream {_clip(stream)!r} carries {symbol}", SYMBOL_MISMATCH)
+    if rules.symbols is not None and symbol not in rules.symbols:
+        return Rejected(f"unsubscribed symbol {symbol}", UNSUBSCRIBED)
+    return None
+
+
+def _check_times(times: tuple[tuple[str, int | None], ...], recv_ns: int, rules: EdgeRules) -> Rejected | None:
+    if rules.max_skew_ms is None:
+        return None
+    recv_ms = recv_ns // 1_000_000
+    for name, ts_ms in times:
+        if ts_ms is not None and abs(ts_ms - recv_ms) > rules.max_skew_ms:
+            return Rejected(f"{name}={ts_ms} ms is {(ts_ms - recv_ms) / 1000:.0f} s from the receive time (at "
+                            f"most {rules.max_skew_ms / 1000:.0f} s, TICK_MAX_SKEW_S)", TIME_RANGE)
+    return None
+
+
+def _positive(text: str) -> bool:
+    # the schema allows only digits and one dot: any digit other than 0 makes it positive
+    return text.strip("0.") != ""
+
+
+def _notional_too_big(price: str, qty: str) -> bool:
+    # digits before the dot (leading zeros included, which only sends more cases to the exact check)
+    int_digits = (price.find(".") % (len(price) + 1)) + (qty.find(".") % (len(qty) + 1))
+    if int_digits <= _MAX_NOTIONAL_DIGITS:  # p < 10**a and q < 10**b: p*q < 10**(a+b), the usual case
+        return False
+    with localcontext() as ctx:
+        ctx.prec = 100  # exact: each factor has at most 38 digits
+        return Decimal(price) * Decimal(qty) >= _MAX_NOTIONAL
+
+
+def _check_trade(stream: str, msg: TradeMsg, recv_ns: int, rules: EdgeRules) -> Rejected | None:
+    # written flat, with the common case first: this runs for every trade
+    symbol = msg.s.upper()
+    if rules.stream_symbols.get(stream) != symbol and (rejected := _check_symbol(stream, symbol, rules)):
+        return rejected
+    skew = rules.max_skew_ms
+    if skew is not None:
+        recv_ms = recv_ns // 1_000_000
+        if not (-skew <= msg.T - recv_ms <= skew and -skew <= msg.E - recv_ms <= skew):
+            return _check_times((("trade time T", msg.T), ("event time E", msg.E)), recv_ns, rules)
+    p, q = msg.p, msg.q
+    if not p.strip("0."):
+        return Rejected(f"price {p} is not positive", VALUE_RANGE)
+    if not q.strip("0."):
+        return Rejected(f"quantity {q} is not positive", VALUE_RANGE)
+    ip, iq = p.find("."), q.find(".")
+    if (ip if ip >= 0 else len(p)) + (iq if iq >= 0 else len(q)) > _MAX_NOTIONAL_DIGITS and _notional_too_big(p, q):
+        return Rejected(f"price x quantity {p} x {q} is 10**22 or more: beyond DECIMAL(38, 16)", VALUE_RANGE)
+    return None
+
+
+def _check_book(stream: str, msg: BookTickerMsg, recv_ns: int, rules: EdgeRules) -> Rejected | None:
+    rejected = _check_symbol(stream, msg.s.upper(), rules) or _check_times(
+        (("event time E", msg.E), ("transaction time T", msg.T)), recv_ns, rules)
+    if rejected is not None:
+        return rejected
+    # Zero on either side is rejected too: the recordings hold none (52,117 book tickers), and the worker
+    # divides by bid and ask quantities (imbalance, microprice).
+    for name, value in (("bid", msg.b), ("ask", msg.a), ("bid quantity", msg.B), ("ask quantity", msg.A)):
+        if not _positive(value):
+            return Rejected(f"{name} {value} is not positive", VALUE_RANGE)
+    return None
 
 
 def is_tick(result: ParseResult) -> bool:
     return isinstance(result, Trade | BookTicker)
 
 
-__all__ = ["Control", "ParseResult", "Rejected", "Skipped", "Tick", "is_tick", "parse_frame"]
+__all__ = ["NO_RULES", "Control", "EdgeRules", "ParseResult", "Rejected", "Skipped", "Tick", "is_tick", "parse_frame"]

@@ -10,12 +10,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-DecimalText = Annotated[str, StringConstraints(pattern=r"^\d{1,20}(\.\d{1,18})?$")]
+# ASCII digits only (`\d` also takes Arabic-Indic and other Unicode digits). At most 8 decimal places, as
+# candles store DECIMAL(38, 8) exactly; more only when the extra places are zeros, so nothing is ever cut.
+# 20 integer digits keep a price or quantity below 10**20, far inside DECIMAL(38, 8).
+DecimalText = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,20}(\.[0-9]{1,8}0{0,10})?$")]
 SymbolText = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]{2,30}$")]
+# Ids and times are stored as BIGINT: positive and within int64, or the candle consumer cannot store them.
+PositiveInt64 = Annotated[int, Field(gt=0, lt=2**63)]
 
-_WIRE = ConfigDict(extra="ignore", frozen=True)
+# strict: Binance sends numbers as numbers and flags as booleans; "1", 1.0 or "true" is a broken frame.
+_WIRE = ConfigDict(extra="ignore", frozen=True, strict=True)
 
 
 class TradeMsg(BaseModel):
@@ -28,12 +34,12 @@ class TradeMsg(BaseModel):
 
     model_config = _WIRE
     e: str
-    E: int
+    E: PositiveInt64
     s: SymbolText
-    t: int
+    t: PositiveInt64
     p: DecimalText
     q: DecimalText
-    T: int
+    T: PositiveInt64
     m: bool
     X: str | None = None
 
@@ -46,14 +52,14 @@ class BookTickerMsg(BaseModel):
     """
 
     model_config = _WIRE
-    u: int
+    u: PositiveInt64
     s: SymbolText
     b: DecimalText
     B: DecimalText
     a: DecimalText
     A: DecimalText
-    E: int | None = None
-    T: int | None = None
+    E: PositiveInt64 | None = None
+    T: PositiveInt64 | None = None
 
 
 @dataclass(frozen=True, slots=True)

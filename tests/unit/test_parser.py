@@ -4,7 +4,19 @@ import json
 
 import pytest
 
-from ingest.parser import Control, Rejected, Skipped, parse_frame
+from ingest.parser import (
+    SCHEMA,
+    SYMBOL_MISMATCH,
+    TIME_RANGE,
+    UNSUBSCRIBED,
+    VALUE_RANGE,
+    VENUE_ERROR,
+    Control,
+    EdgeRules,
+    Rejected,
+    Skipped,
+    parse_frame,
+)
 from qs_common.models import BookTicker, Trade
 from tests.conftest import BTC_RECORDING, ETH_RECORDING
 from tests.recordings import frames
@@ -96,3 +108,106 @@ def test_skips_and_controls():
 def test_fast_and_slow_paths_agree():
     spaced = json.dumps({"stream": "btcusdt@trade", "data": TRADE}, indent=1).encode()  # not the fast-path shape
     assert parse_frame(7, spaced) == parse_frame(7, frame("btcusdt@trade", TRADE))
+
+
+# ---------------------------------------------------------------- edge validation (issue 8)
+
+RECV_NS = TRADE["T"] * 1_000_000 + 5_000_000  # received 5 ms after the trade
+RULES = EdgeRules(frozenset({"BTCUSDT", "ETHUSDT"}), max_skew_ms=86_400_000)
+
+
+def fast(stream: str, data: object) -> bytes:
+    """The exact shape Binance sends (no spaces), which takes the parser's fast path."""
+    return json.dumps({"stream": stream, "data": data}, separators=(",", ":")).encode()
+
+
+@pytest.mark.parametrize("shape", [fast, frame], ids=["fast-path", "slow-path"])
+@pytest.mark.parametrize(
+    ("stream", "data", "kind", "needle"),
+    [
+        ("btcusdt@trade", TRADE | {"t": 2**70}, SCHEMA, "data.t"),
+        ("btcusdt@trade", TRADE | {"t": 2**63}, SCHEMA, "data.t"),
+        ("btcusdt@trade", TRADE | {"t": 0}, SCHEMA, "data.t"),
+        ("btcusdt@trade", TRADE | {"T": 10**25}, SCHEMA, "data.T"),
+        ("btcusdt@trade", TRADE | {"T": -1_735_689_600_000}, SCHEMA, "data.T"),
+        ("btcusdt@trade", TRADE | {"E": -5}, SCHEMA, "data.E"),
+        ("btcusdt@trade", TRADE | {"T": TRADE["T"] - 86_400_001}, TIME_RANGE, "trade time T"),
+        ("btcusdt@trade", TRADE | {"E": TRADE["E"] + 90_000_000}, TIME_RANGE, "event time E"),
+        ("btcusdt@trade", TRADE | {"p": "0.00000000"}, VALUE_RANGE, "price 0.00000000"),
+        ("btcusdt@trade", TRADE | {"p": "0"}, VALUE_RANGE, "price 0 "),
+        ("btcusdt@trade", TRADE | {"q": "0.0"}, VALUE_RANGE, "quantity"),
+        ("btcusdt@trade", TRADE | {"p": "1" + "0" * 19, "q": "1" + "0" * 3}, VALUE_RANGE, "DECIMAL(38, 16)"),
+        ("btcusdt@trade", TRADE | {"p": "100000000000.00000000", "q": "100000000000"}, VALUE_RANGE,
+         "DECIMAL(38, 16)"),
+        ("btcusdt@trade", TRADE | {"p": "1" + "0" * 20}, SCHEMA, "data.p"),
+        ("btcusdt@trade", TRADE | {"p": "61837.630000001"}, SCHEMA, "data.p"),
+        ("btcusdt@trade", TRADE | {"q": "0.123456789012345678"}, SCHEMA, "data.q"),
+        ("btcusdt@trade", TRADE | {"p": "٦١٨٣٧.٦٣"}, SCHEMA, "data.p"),
+        ("btcusdt@trade", TRADE | {"p": "61837.6３"}, SCHEMA, "data.p"),
+        ("btcusdt@trade", TRADE | {"t": "3735683259"}, SCHEMA, "data.t"),
+        ("btcusdt@trade", TRADE | {"t": 3735683259.0}, SCHEMA, "data.t"),
+        ("btcusdt@trade", TRADE | {"t": True}, SCHEMA, "data.t"),
+        ("btcusdt@trade", TRADE | {"m": "true"}, SCHEMA, "data.m"),
+        ("btcusdt@trade", TRADE | {"p": 61837.63}, SCHEMA, "data.p"),
+        ("btcusdt@trade", TRADE | {"s": "ETHUSDT"}, SYMBOL_MISMATCH, "symbol mismatch"),
+        ("ethusdt@trade", TRADE, SYMBOL_MISMATCH, "symbol mismatch"),
+        ("solusdt@trade", TRADE | {"s": "SOLUSDT"}, UNSUBSCRIBED, "unsubscribed symbol SOLUSDT"),
+        ("btcusdt@bookTicker", BOOK | {"s": "ETHUSDT"}, SYMBOL_MISMATCH, "symbol mismatch"),
+        ("solusdt@bookTicker", BOOK | {"s": "SOLUSDT"}, UNSUBSCRIBED, "unsubscribed"),
+        ("btcusdt@bookTicker", BOOK | {"u": 2**64}, SCHEMA, "data.u"),
+        ("btcusdt@bookTicker", BOOK | {"b": "0.00000000"}, VALUE_RANGE, "bid 0"),
+        ("btcusdt@bookTicker", BOOK | {"a": "0"}, VALUE_RANGE, "ask 0"),
+        ("btcusdt@bookTicker", BOOK | {"A": "0.00000000"}, VALUE_RANGE, "ask quantity"),
+        ("btcusdt@bookTicker", BOOK | {"b": "1.123456789"}, SCHEMA, "data.b"),
+        ("btcusdt@bookTicker", BOOK | {"E": 1}, TIME_RANGE, "event time E"),
+    ],
+)
+def test_impossible_ticks_are_rejected_with_their_reason_class(shape, stream, data, kind, needle):
+    result = parse_frame(RECV_NS, shape(stream, data), RULES)
+    assert isinstance(result, Rejected), result
+    assert result.kind == kind and needle in result.reason, result
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        TRADE | {"p": "61837.630000000000", "q": "0.020000000000000000"},  # zeros past 8 places: exact, kept
+        TRADE | {"p": "99999999999.99999999", "q": "99999999999.99999999"},  # p*q just below 10**22
+        TRADE | {"p": "0.00000001", "q": "0.00000001"},
+        TRADE | {"T": RECV_NS // 10**6 - 86_400_000, "E": RECV_NS // 10**6 + 86_400_000},  # at the skew bound
+    ],
+)
+def test_ticks_at_the_edges_of_the_domain_pass_unchanged(data):
+    for shape in (fast, frame):
+        result = parse_frame(RECV_NS, shape("btcusdt@trade", data), RULES)
+        assert isinstance(result, Trade), result
+        assert (result.price, result.qty) == (data["p"], data["q"])
+
+
+def test_every_recorded_tick_passes_the_edge_rules():
+    """The domain rules reject nothing Binance really sent (the receive clock ran 1.27 s behind)."""
+    for path in (BTC_RECORDING, ETH_RECORDING):
+        for recv_ns, raw in frames(path):
+            assert not isinstance(parse_frame(recv_ns, raw, RULES), Rejected)
+
+
+def test_without_a_clock_or_symbol_set_only_the_schema_and_the_stream_symbol_count():
+    # replay lines lack nothing, but tools and benchmarks parse without rules
+    assert isinstance(parse_frame(1, fast("solusdt@trade", TRADE | {"s": "SOLUSDT"})), Trade)
+    mismatch = parse_frame(1, fast("btcusdt@trade", TRADE | {"s": "ETHUSDT"}))
+    assert isinstance(mismatch, Rejected) and mismatch.kind == SYMBOL_MISMATCH
+
+
+def test_deep_nesting_binary_and_huge_frames_are_rejected_never_raised():
+    deep = b"[" * 200_000 + b"]" * 200_000
+    nested = b'{"x":' * 100_000 + b"1" + b"}" * 100_000
+    deep_in_stream = b'{"stream":"btcusdt@trade","data":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    huge = fast("btcusdt@trade", TRADE | {"pad": "x" * 5_000_000})
+    for raw in (deep, nested, deep_in_stream, b"\x00\x01\x02\xff", "ÿ".encode("latin-1") * 100):
+        result = parse_frame(RECV_NS, raw, RULES)
+        assert isinstance(result, Rejected), raw[:40]
+        assert len(result.reason) < 1_000
+    assert isinstance(parse_frame(RECV_NS, huge, RULES), Trade)  # unknown fields are ignored, however long
+    venue = json.dumps({"code": 1, "msg": "m" * 100_000}).encode()
+    result = parse_frame(RECV_NS, venue, RULES)
+    assert isinstance(result, Rejected) and result.kind == VENUE_ERROR and len(result.reason) < 1_000
