@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data, live
+from dashboard.safe import md
 from dashboard.sidebar import Controls
 from qs_common import keys
 
@@ -35,9 +36,9 @@ def watch(controls: Controls) -> None:
         except data.Unavailable:
             return  # the pages say so; the sidebar stays quiet
         for _, row in new.tail(5).iterrows():
-            st.toast(f"Alert: {describe(row)}", icon=":material/notifications:")
+            st.toast(md(f"Alert: {describe(row)}"), icon=":material/notifications:")
         if not held.empty:
-            st.caption(f"{len(held)} alert(s) fired; latest: {describe(held.iloc[-1])}")
+            st.caption(md(f"{len(held)} alert(s) fired; latest: {describe(held.iloc[-1])}"))
 
     with st.sidebar:
         _watch()

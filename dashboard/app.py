@@ -12,7 +12,8 @@ if _ROOT not in sys.path:
 
 import streamlit as st  # noqa: E402
 
-from dashboard import alerts_feed, data, sidebar  # noqa: E402
+from dashboard import access, alerts_feed, data, sidebar  # noqa: E402
+from dashboard.safe import md  # noqa: E402
 
 # Not "pages/": a directory of that name beside the entry point puts Streamlit in its v1 multipage mode.
 PAGES = Path(__file__).parent / "app_pages"
@@ -22,8 +23,10 @@ st.set_page_config(page_title="Quant-Stream", page_icon=":material/monitoring:",
 try:
     cfg = data.settings()
 except data.Unavailable as exc:
-    st.error(str(exc))
+    st.error(md(exc))
     st.stop()
+
+access.gate(cfg)
 
 st.session_state["_controls"] = sidebar.render(cfg)
 alerts_feed.watch(st.session_state["_controls"])

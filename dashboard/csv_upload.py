@@ -8,21 +8,29 @@ Accepted layouts (detected from the first line):
   in any case and order; times as epoch s/ms/µs/ns or ISO-8601 (naive = UTC).
 Delimiter: comma, semicolon or tab. Every problem names its row (file line) and column; a file with any
 problem gives no candles at all.
+
+The rules are the worker API's own (`qs_common.ohlc`: header aliases, cell length, one epoch unit per file,
+sane open times, exact decimals, candle checks), run on the file as written, so what this page accepts the
+import accepts too; the dashboard adds only what the API does not take (a symbol column, a missing volume
+for analysis only) and lists up to MAX_ERRORS problems at once instead of the first.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
 import pandas as pd
+import polars as pl
 
-from qs_common.times import iso_to_ms
+from qs_common import ohlc
+from qs_common.times import INT64_MAX, SANE_AHEAD_MS, SANE_FROM_MS, epoch_unit, file_epoch_unit, iso_to_ms, now_ms
 
-MAX_BYTES = 50 * 1024 * 1024
+MAX_BYTES = 50 * 1024 * 1024  # default; the page passes the API's limit (API_MAX_BODY_MB)
 MAX_ERRORS = 20
 BINANCE_COLUMNS = (
     "open_time",
@@ -38,32 +46,13 @@ BINANCE_COLUMNS = (
     "taker_buy_quote_volume",
     "ignore",
 )
-_ALIASES = {
-    "open_time": (
-        "open_time",
-        "opentime",
-        "open time",
-        "timestamp",
-        "time",
-        "date",
-        "datetime",
-        "date_time",
-        "ts",
-        "t",
-    ),
-    "open": ("open", "o"),
-    "high": ("high", "h"),
-    "low": ("low", "l"),
-    "close": ("close", "c", "price"),
-    "volume": ("volume", "vol", "v", "base_volume"),
-    "quote_volume": ("quote_volume", "quote_asset_volume", "quotevolume"),
-    "trades": ("trades", "count", "number_of_trades", "num_trades"),
-    "taker_buy_volume": ("taker_buy_volume", "taker_buy_base_asset_volume", "taker_buy_base_volume"),
-    "symbol": ("symbol", "sym", "ticker", "pair"),
-}
+# The API's header vocabulary, plus a symbol column (a file of several series).
+_ALIASES = {**{c: a for c, a in ohlc.ALIASES.items() if c != "taker_buy_quote_volume"},
+            "symbol": ("symbol", "sym", "ticker", "pair")}
 NUMERIC = ("open", "high", "low", "close", "volume", "quote_volume", "trades", "taker_buy_volume")
-# Epoch magnitudes: a time in 2000..2100 has 10 digits in s, 13 in ms, 16 in µs, 19 in ns.
-_EPOCH_DIVISORS = ((1e17, 1_000_000), (1e14, 1_000), (1e11, 1), (1e8, None))
+_EPOCH_NUMBER = r"[+-]?[0-9]+(\.[0-9]+)?"
+_UNIT_NAMES = {"s": "seconds", "ms": "milliseconds", "us": "microseconds", "ns": "nanoseconds"}
+_UNIT_MS = {"s": Decimal(1000), "ms": Decimal(1), "us": Decimal("0.001"), "ns": Decimal("0.000001")}
 
 
 class CsvError(ValueError):
@@ -82,6 +71,7 @@ class ParsedCsv:
     text: pd.DataFrame
     layout: str
     symbols: list[str] = field(default_factory=list)
+    has_volume: bool = True  # False: volume was absent and is shown as 0; such a file is not imported
 
     def for_symbol(self, symbol: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
         if symbol is None or "symbol" not in self.frame:
@@ -90,24 +80,35 @@ class ParsedCsv:
         return self.frame[mask].reset_index(drop=True), self.text[mask].reset_index(drop=True)
 
 
-def parse_time_ms(value: str) -> int:
-    """Epoch (s, ms, µs or ns by magnitude) or ISO-8601 (naive = UTC) to integer ms UTC."""
+def epoch_number(value: str) -> Decimal | None:
+    """The cell as an epoch number, or None when it is not one (then it may be ISO-8601)."""
     v = value.strip()
-    try:
-        number = Decimal(v)
-    except InvalidOperation:
-        number = None
-    if number is not None and number.is_finite():
-        for bound, divisor in _EPOCH_DIVISORS:
-            if abs(number) >= bound:
-                if divisor is None:  # seconds
-                    return int(number * 1000)
-                return int(number // divisor)
-        raise ValueError(f"{v!r} is too small to be an epoch time")
-    try:
-        return iso_to_ms(v)
-    except ValueError:
-        raise ValueError(f"{v!r} is neither an epoch number nor an ISO-8601 time") from None
+    return Decimal(v) if re.fullmatch(_EPOCH_NUMBER, v) else None
+
+
+def parse_time_ms(value: str, unit: str | None = None) -> int:
+    """Epoch (in `unit`, or s, ms, µs or ns by magnitude: `qs_common.times.epoch_unit`) or ISO-8601 (naive =
+    UTC) to integer ms UTC, within int64 and between 2009-01-01 and one day from now; ValueError otherwise."""
+    v = value.strip()
+    number = epoch_number(v)
+    if number is not None:
+        if abs(number) > INT64_MAX:
+            raise ValueError(f"{ohlc.show(v)} is beyond int64")
+        own = epoch_unit(int(number))
+        if unit is not None and own != unit:
+            raise ValueError(f"{ohlc.show(v)} looks like {_UNIT_NAMES[own]} but the file's first time is in "
+                             f"{_UNIT_NAMES[unit]} (one unit per file)")
+        ms = int((number * _UNIT_MS[own]).to_integral_value(rounding="ROUND_FLOOR"))
+    else:
+        try:
+            ms = iso_to_ms(v)
+        except (ValueError, OverflowError):
+            raise ValueError(f"{ohlc.show(v)} is neither an epoch number nor an ISO-8601 time") from None
+    if ms < SANE_FROM_MS:
+        raise ValueError(f"{ohlc.show(v)} is too small: before 2009-01-01")
+    if ms > now_ms() + SANE_AHEAD_MS:
+        raise ValueError(f"{ohlc.show(v)} is {utc_text(ms)} UTC, more than a day from now")
+    return ms
 
 
 def _sniff_delimiter(first_line: str) -> str:
@@ -117,7 +118,7 @@ def _sniff_delimiter(first_line: str) -> str:
 
 def _header_map(header: list[str]) -> dict[str, int] | None:
     """Canonical column -> index, or None when the first line is data (no header)."""
-    names = [h.strip().strip('"').lower().replace("-", "_") for h in header]
+    names = [h.strip().strip('"').lower().replace("-", "_").replace(" ", "_") for h in header]
     found: dict[str, int] = {}
     for canon, aliases in _ALIASES.items():
         for i, n in enumerate(names):
@@ -130,6 +131,8 @@ def _header_map(header: list[str]) -> dict[str, int] | None:
 
 
 def _decimal_text(value: str) -> str:
+    if not re.fullmatch(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]{1,3})?", value.strip()):
+        raise InvalidOperation  # ASCII digits only, no nan/inf, no exponent of a million digits
     d = Decimal(value.strip())
     if not d.is_finite():
         raise InvalidOperation
@@ -159,11 +162,48 @@ def _detect(rows: list[list[str]]) -> tuple[dict[str, int], int, str]:
     )
 
 
-def parse_ohlc_csv(data: bytes | str) -> ParsedCsv:
+def _read_rows(text: str, lines: list[str]) -> list[list[str]]:
+    """csv rows; a cell past the csv module's limit (128 KiB) or a NUL byte is a CsvError naming the row."""
+    delimiter = _sniff_delimiter(lines[0])
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    rows: list[list[str]] = []
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return rows
+        except csv.Error as exc:
+            raise CsvError([_unreadable(reader.line_num, lines, rows, delimiter, exc)]) from None
+        rows.append(row)
+
+
+def _unreadable(line_num: int, lines: list[str], rows: list[list[str]], delimiter: str, exc: csv.Error) -> str:
+    """Name the row and, for an oversized cell, its column (the longest field of that line)."""
+    line = lines[line_num - 1] if 0 < line_num <= len(lines) else ""
+    if "field larger than field limit" not in str(exc):
+        return f"row {line_num}: not readable as CSV ({exc})"
+    fields = line.split(delimiter)
+    longest = max(range(len(fields)), key=lambda i: len(fields[i]))
+    header = rows[0] if rows and _header_map(rows[0]) is not None else None
+    name = header[longest].strip() if header and longest < len(header) else f"{longest + 1}"
+    return f"row {line_num}, column {name}: a cell of {len(fields[longest]):,} characters; at most {ohlc.MAX_CELL}"
+
+
+def _file_unit(rows: list[list[str]], skip: int, idx: int) -> str | None:
+    """The unit of the file's first epoch time (None for ISO times): every other row must have it too."""
+    for row in rows[skip:]:
+        if idx < len(row) and len(row[idx]) <= ohlc.MAX_CELL:
+            number = epoch_number(row[idx])
+            if number is not None and abs(number) <= INT64_MAX:
+                return file_epoch_unit([int(number)])[0]
+    return None
+
+
+def parse_ohlc_csv(data: bytes | str, max_bytes: int = MAX_BYTES) -> ParsedCsv:
     """Parse and validate; raise CsvError naming row and column of each problem (at most MAX_ERRORS)."""
     if isinstance(data, bytes):
-        if len(data) > MAX_BYTES:
-            raise CsvError([f"file is {len(data) // 1_048_576} MiB; the limit is {MAX_BYTES // 1_048_576} MiB"])
+        if len(data) > max_bytes:
+            raise CsvError([f"file is {len(data) / 1_048_576:.1f} MiB; the limit is {max_bytes / 1_048_576:g} MiB"])
         try:
             data = data.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
@@ -172,13 +212,14 @@ def parse_ohlc_csv(data: bytes | str) -> ParsedCsv:
     lines = text.splitlines()
     if not any(line.strip() for line in lines):
         raise CsvError(["file is empty"])
-    rows = list(csv.reader(io.StringIO(text), delimiter=_sniff_delimiter(lines[0])))
+    rows = _read_rows(text, lines)
     columns, skip, layout = _detect(rows)
+    names = {i: rows[0][i].strip() if skip else c for c, i in columns.items()}
+    unit = _file_unit(rows, skip, columns["open_time"])
     problems: list[str] = []
     records: list[dict[str, object]] = []
     texts: list[dict[str, str]] = []
     line_numbers: list[int] = []
-    names = {i: rows[0][i].strip() if skip else c for c, i in columns.items()}
     for lineno, row in enumerate(rows[skip:], start=skip + 1):
         if not row or all(not cell.strip() for cell in row):
             continue
@@ -193,9 +234,14 @@ def parse_ohlc_csv(data: bytes | str) -> ParsedCsv:
                     problems.append(f"row {lineno}, column {canon}: missing (row has {len(row)} fields)")
                 continue
             cell = row[idx].strip()
+            if len(cell) > ohlc.MAX_CELL:
+                problems.append(f"row {lineno}, column {names[idx]}: {ohlc.show(cell)} is longer than "
+                                f"{ohlc.MAX_CELL} characters")
+                continue
             try:
                 if canon == "open_time":
-                    rec[canon] = parse_time_ms(cell)
+                    rec[canon] = parse_time_ms(cell, unit)
+                    txt[canon] = cell
                 elif canon == "symbol":
                     rec[canon] = cell.upper()
                 elif canon in NUMERIC:
@@ -206,7 +252,7 @@ def parse_ohlc_csv(data: bytes | str) -> ParsedCsv:
                     if canon == "trades":
                         txt[canon] = str(int(Decimal(txt[canon])))
             except (ValueError, InvalidOperation) as exc:
-                what = str(exc) if canon == "open_time" else f"{cell!r} is not a number"
+                what = str(exc) if canon == "open_time" else f"{ohlc.show(cell)} is not a number"
                 problems.append(f"row {lineno}, column {names[idx]}: {what}")
         if all(k in rec for k in ("open", "high", "low", "close")):
             problems.extend(_check_row(lineno, rec))
@@ -217,7 +263,36 @@ def parse_ohlc_csv(data: bytes | str) -> ParsedCsv:
         raise CsvError(["file has a header but no rows"])
     if problems:
         raise CsvError(problems)
-    return _finish(records, texts, line_numbers, layout)
+    parsed = _finish(records, texts, line_numbers, layout)  # names every repeated time, not just the first
+    _api_rules(texts, records, line_numbers, names, columns)
+    parsed.has_volume = "volume" in columns
+    return parsed
+
+
+def _api_rules(
+    texts: list[dict[str, str]],
+    records: list[dict[str, object]],
+    line_numbers: list[int],
+    names: dict[int, str],
+    columns: dict[str, int],
+) -> None:
+    """The import's own checks (`qs_common.ohlc.validate`) per symbol on the rows as written: what passes
+    here, the API takes. A missing volume is filled with 0 for this check only (such files are not imported)."""
+    groups: dict[object, list[int]] = {}
+    for i, rec in enumerate(records):
+        groups.setdefault(rec.get("symbol"), []).append(i)
+    for members in groups.values():
+        cols = [c for c in ohlc.COLUMNS if c in columns]
+        cells = {c: [texts[i].get(c) for i in members] for c in cols}
+        cells["volume"] = [texts[i].get("volume", "0") for i in members]
+        raw = pl.DataFrame(cells, schema=dict.fromkeys(cells, pl.String))
+        try:
+            ohlc.validate(raw)
+        except ohlc.OhlcError as err:
+            problem = err.problem
+            where = f"row {line_numbers[members[problem.row - 1]]}, " if problem.row > 0 else ""
+            column = names.get(columns.get(problem.column, -1), problem.column)
+            raise CsvError([f"{where}column {column}: {problem.message}"]) from None
 
 
 def _check_row(lineno: int, rec: dict[str, object]) -> list[str]:
@@ -274,8 +349,12 @@ def infer_interval_ms(open_times: pd.Series) -> int | None:
 
 
 def to_api_csv(text: pd.DataFrame) -> str:
-    """The worker API's import format: open_time ms, decimals as plain text, optional columns empty-filled."""
-    cols = ["open_time", "open", "high", "low", "close", "volume", "quote_volume", "trades", "taker_buy_volume"]
+    """The worker API's import format: open_time ms, decimals as plain text. An optional column the file lacks
+    is left out (the API reads it as unknown); one the file has in some rows is sent with empty cells elsewhere,
+    never the text "None"."""
+    optional = ["quote_volume", "trades", "taker_buy_volume"]
+    cols = ["open_time", "open", "high", "low", "close", "volume"]
+    cols += [c for c in optional if c in text and text[c].notna().any()]
     out = io.StringIO()
     out.write(",".join(cols) + "\n")
     present = [c for c in cols if c in text]
@@ -287,4 +366,7 @@ def to_api_csv(text: pd.DataFrame) -> str:
 
 
 def utc_text(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+    try:
+        return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+    except (ValueError, OverflowError, OSError):  # beyond year 9999
+        return f"{ms} ms"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import json
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pandas as pd
@@ -19,7 +19,6 @@ from pydantic import ValidationError
 
 from qs_common import keys
 from qs_common.settings import Settings, describe_error
-from qs_common.status import read_statuses
 
 CANDLE_FLOATS = ("open", "high", "low", "close", "volume", "quote_volume", "taker_buy_volume", "vwap")
 INTERVAL_MS = {"1s": 1_000, "1m": 60_000, "5m": 300_000, "15m": 900_000, "1h": 3_600_000, "4h": 14_400_000}
@@ -47,12 +46,22 @@ def settings() -> Settings:
 
 @st.cache_resource
 def redis_client(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, decode_responses=True, socket_timeout=2, socket_connect_timeout=2)
+    # Anything in Redis may hold bytes that are not UTF-8 (a dead letter keeps the frame as received):
+    # shown as \x.. escapes, never a UnicodeDecodeError.
+    return redis.Redis.from_url(
+        url, decode_responses=True, encoding_errors="backslashreplace", socket_timeout=2, socket_connect_timeout=2
+    )
 
 
 @st.cache_resource
-def http_client(api_url: str) -> httpx.Client:
-    return httpx.Client(base_url=api_url, timeout=httpx.Timeout(5.0, connect=2.0))
+def http_client(api_url: str, token: str = "") -> httpx.Client:
+    """The worker API client; with ACCESS_TOKEN set, every request carries it as a bearer token."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.Client(base_url=api_url, timeout=httpx.Timeout(5.0, connect=2.0), headers=headers)
+
+
+def _api_client(api_url: str) -> httpx.Client:
+    return http_client(api_url, settings().access_token)
 
 
 def rds() -> redis.Redis:
@@ -60,7 +69,7 @@ def rds() -> redis.Redis:
 
 
 def api() -> httpx.Client:
-    return http_client(settings().api_url)
+    return _api_client(settings().api_url)
 
 
 def redis_call(fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -104,7 +113,7 @@ def fetch_candles(
     if end is not None:
         params["end"] = end
     try:
-        resp = http_client(api_url).get("/candles", params=params)
+        resp = _api_client(api_url).get("/candles", params=params)
     except httpx.HTTPError as exc:
         raise Unavailable(f"The worker API at {api_url} is not answering ({type(exc).__name__}).") from None
     if resp.status_code != 200:
@@ -122,7 +131,7 @@ def _error_text(resp: httpx.Response) -> str:
 @st.cache_data(ttl=10, show_spinner=False)
 def fetch_symbols(api_url: str) -> list[dict[str, Any]]:
     try:
-        resp = http_client(api_url).get("/symbols")
+        resp = _api_client(api_url).get("/symbols")
         resp.raise_for_status()
         body = resp.json()
     except (httpx.HTTPError, ValueError) as exc:
@@ -178,7 +187,17 @@ def _loads(raw: str | None) -> dict[str, Any] | None:
 
 
 def statuses() -> dict[str, dict[str, Any]]:
-    return redis_call(read_statuses, rds())
+    """Every live status record; one that is not a JSON object is left out rather than failing the page."""
+    return redis_call(_read_statuses, rds())
+
+
+def _read_statuses(r: redis.Redis) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for key in r.scan_iter(match=keys.STATUS_PATTERN, count=100):
+        record = _loads(cast(str | None, r.get(key)))
+        if record is not None:
+            out[str(key).removeprefix("status:")] = record
+    return out
 
 
 def stream_last(stream: str, count: int) -> list[tuple[str, dict[str, str]]]:

@@ -11,6 +11,7 @@ from dashboard import alert_rules, data
 from dashboard.alerts_feed import poll_alerts
 from dashboard.components import notices
 from dashboard.frames import display_time
+from dashboard.safe import csv_text, md
 from dashboard.sidebar import Controls
 
 c: Controls = st.session_state["_controls"]
@@ -48,10 +49,10 @@ with st.form("new_rule", clear_on_submit=False):
             expression, pair=pair, hysteresis=hysteresis, cooldown_ms=int(cooldown_s * 1000), name=name
         )
         if rule is None:
-            st.error("Rule not saved:\n\n" + "\n".join(f"- {p}" for p in problems))
+            st.error("Rule not saved:\n\n" + "\n".join(f"- {md(p)}" for p in problems))
         else:
             data.save_alert_rule(rule.id, rule.to_json())
-            st.success(f"Saved rule {rule.id}: {rule.expression}.")
+            st.success(md(f"Saved rule {rule.id}: {rule.expression}."))
             st.rerun()
 
 if raw:
@@ -66,10 +67,10 @@ if raw:
     if s.button("Save changes", key="rule_save"):
         rule, problems = alert_rules.parse_json(text, chosen)
         if rule is None:
-            st.error("Rule not saved:\n\n" + "\n".join(f"- {p}" for p in problems))
+            st.error("Rule not saved:\n\n" + "\n".join(f"- {md(p)}" for p in problems))
         else:
             data.save_alert_rule(chosen, rule.to_json())
-            st.success(f"Saved rule {chosen}.")
+            st.success(md(f"Saved rule {chosen}."))
             st.rerun()
     if d.button("Delete rule", key="rule_delete"):
         data.delete_alert_rule(chosen)
@@ -90,7 +91,7 @@ else:
     st.dataframe(shown.drop(columns=[col for col in ("rule",) if col in shown]), hide_index=True)
     st.download_button(
         "Download alert history (CSV)",
-        pd.DataFrame(held).to_csv(index=False),
+        csv_text(pd.DataFrame(held)),
         "alerts.csv",
         "text/csv",
         key="dl_alerts",

@@ -11,6 +11,7 @@ from dashboard.components import charts, notices
 from dashboard.features import features
 from dashboard.frames import align_closes, display_time
 from dashboard.pair_calc import PairCalc
+from dashboard.safe import csv_text, filename, md, plotly
 from dashboard.sidebar import INTERVALS, Controls
 
 MAX_ROWS = 100_000
@@ -53,13 +54,13 @@ except data.Unavailable as exc:
     notices.unavailable(str(exc))
     st.stop()
 if frame.empty:
-    st.info(f"No {interval} candles for {symbol} between {dates[0]} and {dates[1]} (UTC).")
+    st.info(md(f"No {interval} candles for {symbol} between {dates[0]} and {dates[1]} (UTC)."))
     st.stop()
 st.caption(
     f"{len(frame)} candles · first {display_time(frame['open_time'].iloc[:1], c.tz)[0]} · "
     f"last {display_time(frame['open_time'].iloc[-1:], c.tz)[0]}"
 )
-st.plotly_chart(charts.candles(frame.iloc[-5_000:], symbol, c.tz, height=480), config=charts.CONFIG)
+st.plotly_chart(charts.candles(frame.iloc[-5_000:], plotly(symbol), c.tz, height=480), config=charts.CONFIG)
 
 table = features(frame)
 if pair_too:
@@ -78,12 +79,12 @@ st.dataframe(shown.iloc[::-1], hide_index=True, height=360)
 
 d1, d2 = st.columns(2)
 d1.download_button(
-    "Download OHLC (CSV)", frame.to_csv(index=False), f"{symbol}-{interval}-ohlc.csv", "text/csv", key="dl_ohlc"
+    "Download OHLC (CSV)", csv_text(frame), filename(f"{symbol}-{interval}-ohlc.csv"), "text/csv", key="dl_ohlc"
 )
 d2.download_button(
     "Download analytics (CSV)",
-    table.to_csv(index=False),
-    f"{symbol}-{interval}-analytics.csv",
+    csv_text(table),
+    filename(f"{symbol}-{interval}-analytics.csv"),
     "text/csv",
     key="dl_analytics",
 )

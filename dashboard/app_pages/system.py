@@ -10,6 +10,7 @@ import streamlit as st
 from dashboard import data, timing
 from dashboard.components import notices
 from dashboard.frames import fmt_age, fmt_time
+from dashboard.safe import md
 from dashboard.sidebar import Controls
 from qs_common import keys
 from qs_common.status import now_ms
@@ -25,15 +26,54 @@ def feed(ingest: dict | None, now: int) -> None:
         return
     state = str(ingest.get("state", "unknown"))
     good = state in ("connected", "replaying")
-    (st.success if good else st.warning)(f"Feed {state} ({ingest.get('source', '?')}, {ingest.get('venue', '?')})")
+    (st.success if good else st.warning)(md(f"Feed {state} ({ingest.get('source', '?')}, {ingest.get('venue', '?')})"))
     last = ingest.get("last_frame_ms")
     cols = st.columns(5)
     since = ingest.get("connected_since_ms")
-    cols[0].metric("Connected since", fmt_time(since, c.tz) if since else "—")
-    cols[1].metric("Last frame age", fmt_age(now - int(last)) if last else "—", help="exchange time of the last frame")
-    cols[2].metric("Frames/s", ingest.get("frames_per_s", "—"))
-    cols[3].metric("Dead letters", ingest.get("dead_letters", "—"))
-    cols[4].metric("Gaps", ingest.get("gaps", "—"))
+    cols[0].metric("Connected since", fmt_time(count(ingest, "connected_since_ms"), c.tz) if since else "—")
+    age = fmt_age(now - count(ingest, "last_frame_ms")) if last else "—"
+    cols[1].metric("Last frame age", age, help="exchange time of the last frame")
+    cols[2].metric("Frames/s", str(ingest.get("frames_per_s", "—")))
+    cols[3].metric("Dead letters", count(ingest, "dead_letters"))
+    cols[4].metric("Gaps", count(ingest, "gaps"))
+    reasons = ingest.get("dead_letter_reasons")
+    if isinstance(reasons, dict) and reasons:
+        st.dataframe(
+            [{"dead-letter reason": str(k), "count": count(reasons, k)} for k in reasons],
+            hide_index=True,
+        )
+    st.caption(f"Redis went back in time (lost acknowledged writes) {count(ingest, 'redis_rewinds')} time(s).")
+
+
+def count(record: dict[str, Any] | None, name: str) -> int:
+    """A counter from a status record: absent, null or not a number (an older process) reads as 0."""
+    value = (record or {}).get(name)
+    try:
+        return int(value) if value is not None and not isinstance(value, bool) else 0
+    except (TypeError, ValueError):
+        return 0
+
+
+def robustness(stats: dict[str, dict[str, Any]]) -> None:
+    """Poison entries quarantined by the consumers and the kline check's findings."""
+    st.subheader("Robustness")
+    rows: list[dict[str, Any]] = []
+    for name in ("worker-candles", "worker-analytics"):
+        s = stats.get(name)
+        last = s.get("last_quarantine") if s else None
+        rows.append(
+            {
+                "process": name,
+                "quarantined": count(s, "quarantined"),
+                "last quarantine": json.dumps(last) if isinstance(last, list | dict) else str(last or "—"),
+            }
+        )
+    st.dataframe(rows, hide_index=True)
+    backfill = stats.get("worker-backfill")
+    cols = st.columns(3)
+    cols[0].metric("1m candles checked against klines", count(backfill, "kline_checked"))
+    cols[1].metric("Kline mismatches", count(backfill, "kline_mismatches"))
+    cols[2].metric("Repaired from REST", count(backfill, "kline_repaired"))
 
 
 @st.fragment(run_every=None if c.refresh_s is None else max(c.refresh_s, 1.0))
@@ -48,6 +88,7 @@ def system() -> None:
         return
     now = now_ms()
     feed(stats.get("ingest"), now)
+    robustness(stats)
     st.subheader("Consumers")
     rows: list[dict[str, Any]] = []
     for name in ("worker-candles", "worker-analytics", "worker-api"):
@@ -64,7 +105,7 @@ def system() -> None:
                 "entries/s": s.get("entries_per_s"),
                 "entries": s.get("entries"),
                 "last event": fmt_time(s.get("last_event_ms"), c.tz),
-                "updated": fmt_age(now - int(s.get("updated_ms", now))) + " ago",
+                "updated": fmt_age(now - count(s, "updated_ms")) + " ago" if s.get("updated_ms") else "—",
             }
         )
     st.dataframe(rows, hide_index=True)
@@ -80,8 +121,8 @@ def system() -> None:
         st.dataframe(
             [
                 {
-                    "from": fmt_time(int(f.get("start_ms", 0)), c.tz),
-                    "to": fmt_time(int(f.get("end_ms", 0)), c.tz),
+                    "from": fmt_time(count(f, "start_ms"), c.tz),
+                    "to": fmt_time(count(f, "end_ms"), c.tz),
                     "symbols": f.get("symbols"),
                     "reason": f.get("reason"),
                 }
@@ -95,7 +136,12 @@ def system() -> None:
     if dead:
         st.dataframe(
             [
-                {"id": i, "reason": f.get("reason"), "source": f.get("source"), "raw": f.get("raw", "")[:200]}
+                {
+                    "id": i,
+                    "source": f.get("source", "—"),
+                    "reason": f.get("reason"),
+                    "raw": f.get("raw", "")[:200],
+                }
                 for i, f in reversed(dead)
             ],
             hide_index=True,

@@ -13,6 +13,7 @@ from dashboard.csv_upload import CsvError, ParsedCsv, infer_interval_ms, parse_o
 from dashboard.features import features
 from dashboard.frames import align_closes
 from dashboard.pair_calc import PairCalc
+from dashboard.safe import csv_text, filename, md, plotly
 from dashboard.sidebar import Controls
 from worker.analytics.stationarity import adf_test
 
@@ -30,23 +31,27 @@ if not files:
     st.stop()
 
 series: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
+no_volume: set[str] = set()  # series shown with volume 0 that must not be stored as if it were known
 failed = False
 for f in files:
     try:
-        parsed: ParsedCsv = parse_ohlc_csv(f.getvalue())
+        parsed: ParsedCsv = parse_ohlc_csv(f.getvalue(), int(data.settings().api_max_body_mb * 1_048_576))
     except CsvError as exc:
         failed = True
-        st.error(f"**{f.name}** was not accepted:\n\n" + "\n".join(f"- {p}" for p in exc.problems))
+        st.error(f"**{md(f.name)}** was not accepted:\n\n" + "\n".join(f"- {md(p)}" for p in exc.problems))
         continue
     stem = re.sub(r"[^A-Za-z0-9]", "", f.name.split(".")[0].split("-")[0]).upper() or "SERIES"
-    if parsed.symbols:
-        for sym in parsed.symbols:
-            series[sym] = parsed.for_symbol(sym)
-    else:
-        series[stem if stem not in series else f"{stem}{len(series) + 1}"] = (parsed.frame, parsed.text)
+    added = parsed.symbols or [stem if stem not in series else f"{stem}{len(series) + 1}"]
+    for name in added:
+        series[name] = parsed.for_symbol(name) if parsed.symbols else (parsed.frame, parsed.text)
+        if not parsed.has_volume:
+            no_volume.add(name)
     st.success(
-        f"**{f.name}**: {len(parsed.frame)} rows, layout {parsed.layout}"
-        + (f", symbols {', '.join(parsed.symbols)}" if parsed.symbols else "")
+        f"**{md(f.name)}**: "
+        + md(
+            f"{len(parsed.frame)} rows, layout {parsed.layout}"
+            + (f", symbols {', '.join(parsed.symbols)}" if parsed.symbols else "")
+        )
     )
 if failed or not series:
     st.stop()
@@ -57,13 +62,13 @@ if len(names) >= 2:
     y = a.selectbox("Y leg", names, index=0, key="up_y")
     x = b.selectbox("X leg", [n for n in names if n != y], index=0, key="up_x")
     closes = align_closes(series[y][0], series[x][0])
-    st.subheader(f"{y}/{x}: {len(closes)} shared candles · {c.regression}, window {c.window}")
+    st.subheader(md(f"{y}/{x}: {len(closes)} shared candles · {c.regression}, window {c.window}"))
     calc = PairCalc(c.regression, c.window, dict(views.kalman_params()))
     out = calc.run(closes, None)
     if out["zscore"].notna().sum() == 0:
         notices.needs_more("Pair analytics", max(calc.needs(), 1), len(closes))
     else:
-        st.plotly_chart(charts.legs(out, y, x, c.tz), config=charts.CONFIG)
+        st.plotly_chart(charts.legs(out, plotly(y), plotly(x), c.tz), config=charts.CONFIG)
         st.plotly_chart(charts.spread_z(out, c.tz, c.z_exit, c.z_entry), config=charts.CONFIG)
         st.plotly_chart(charts.lines(out, ["beta"], c.tz, f"Hedge ratio ({c.regression})"), config=charts.CONFIG)
         res = adf_test(out["spread"].dropna().to_numpy())
@@ -74,8 +79,8 @@ if len(names) >= 2:
     results = out.rename(columns={"y": y, "x": x})
     st.download_button(
         "Download pair analytics (CSV)",
-        results.to_csv(index=False),
-        f"{y}-{x}-analytics.csv",
+        csv_text(results),
+        filename(f"{y}-{x}-analytics.csv"),
         "text/csv",
         key="up_dl_pair",
     )
@@ -83,11 +88,11 @@ if len(names) >= 2:
 st.subheader("Series")
 pick = st.selectbox("Series", names, key="up_series")
 frame, text = series[pick]
-st.plotly_chart(charts.candles(frame, pick, c.tz), config=charts.CONFIG)
+st.plotly_chart(charts.candles(frame, plotly(pick), c.tz), config=charts.CONFIG)
 feats = features(frame)
 st.dataframe(feats.iloc[::-1], hide_index=True, height=300)
 st.download_button(
-    "Download features (CSV)", feats.to_csv(index=False), f"{pick}-features.csv", "text/csv", key="up_dl_features"
+    "Download features (CSV)", csv_text(feats), filename(f"{pick}-features.csv"), "text/csv", key="up_dl_features"
 )
 
 st.subheader("Import into history")
@@ -100,13 +105,15 @@ if i3.button("Import", key="up_import"):
     symbol = symbol.strip().upper()
     if not re.fullmatch(r"[A-Z0-9]{2,30}", symbol):
         st.error("Symbol: letters and digits only, like BTCUSDT.")
+    elif pick in no_volume:
+        st.error("The file has no volume column: history keeps volumes, so these candles are not imported.")
     elif step is not None and step != IMPORT_INTERVALS[interval]:
         st.error(f"Interval: the file's candles are {step // 1000} s apart, not {interval}.")
     else:
         try:
             n, skipped = data.import_candles(symbol, interval, to_api_csv(text))
         except data.Unavailable as exc:
-            st.error(str(exc))
+            st.error(md(exc))
         else:
             kept = f" {skipped} were already stored and kept as they are." if skipped else ""
             st.success(f"Imported {n} {interval} candles of {symbol}.{kept}")

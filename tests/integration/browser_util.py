@@ -84,7 +84,7 @@ class WorkerApi:
         try:
             for symbol, rows in candles.items():
                 body = "\n".join([HEADER] + [",".join(r[k] for k in HEADER.split(",")) for r in rows])
-                store.import_candles(symbol, "1m", parse_import_csv(body.encode()))
+                store.import_candles(symbol, "1m", parse_import_csv(body.encode(), 60_000).frame)
         finally:
             store.close()
         port = free_port()

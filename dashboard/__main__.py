@@ -1,0 +1,5 @@
+"""`python -m dashboard`: see dashboard.serve."""
+
+from dashboard.serve import main
+
+raise SystemExit(main())
