@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import redis
@@ -48,6 +47,34 @@ def _start_redis(settings: Settings) -> subprocess.Popen[bytes] | None:
     return None
 
 
+DASHBOARD_PORT = 8501
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def _where(host: str, port: int) -> str:
+    """The address a server listens on, and who can reach it."""
+    shown = f"[{host}]" if ":" in host else host
+    if host in _LOOPBACK:
+        return f"http://{shown}:{port} (this machine only)"
+    return f"http://{shown}:{port} (reachable from your network)"
+
+
+def startup_message(settings: Settings) -> str:
+    lines = [
+        f"Quant-Stream is starting ({settings.source.value} feed, symbols {', '.join(settings.symbols)}).",
+        f"Dashboard:  {_where(settings.dashboard_host, DASHBOARD_PORT)}   [DASHBOARD_HOST]",
+        f"Worker API: {_where(settings.api_host, settings.api_port)}   [API_HOST, API_PORT]",
+        "Access token: " + ("set (ACCESS_TOKEN); the dashboard asks for it, API writes need it"
+                            if settings.access_token else "none (ACCESS_TOKEN unset)"),
+    ]
+    exposed = {settings.dashboard_host, settings.api_host} - _LOOPBACK
+    if exposed and not settings.access_token:
+        lines.append("WARNING: listening beyond this machine without ACCESS_TOKEN: anyone who can reach it can "
+                     "use it. Set ACCESS_TOKEN, and put a TLS reverse proxy in front (see README, Threat model).")
+    lines.append("Stop: Ctrl-C")
+    return "\n".join(lines)
+
+
 def main() -> int:
     settings = load_settings()
     redis_proc = None
@@ -67,15 +94,13 @@ def main() -> int:
     children = {
         "worker": subprocess.Popen([py, "-m", "worker"], env=env),
         "ingest": subprocess.Popen([py, "-m", "ingest"], env=env),
+        # `python -m dashboard`: Streamlit bound to DASHBOARD_HOST with the hardened options (dashboard/serve.py)
         "dashboard": subprocess.Popen(
-            [py, "-m", "streamlit", "run", str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py"),
-             "--server.headless", "true", "--server.port", "8501", "--browser.gatherUsageStats", "false"],
+            [py, "-m", "dashboard", "--port", str(DASHBOARD_PORT)],
             env={**env, "API_URL": settings.api_url or f"http://localhost:{settings.api_port}"},
         ),
     }
-    print(f"Quant-Stream is starting ({settings.source.value} feed, symbols {', '.join(settings.symbols)}).\n"
-          "Dashboard: http://localhost:8501   Worker API: "
-          f"http://localhost:{settings.api_port}   Stop: Ctrl-C", file=sys.stderr)
+    print(startup_message(settings), file=sys.stderr)
 
     stopping = False
 
