@@ -17,6 +17,7 @@ from ingest.sources.binance import BinanceSource
 from ingest.sources.replay import ReplaySource
 from ingest.sources.synthetic import SyntheticSource
 from qs_common.logs import setup_logging
+from qs_common.redis_wait import StartupError, wait_for_redis
 from qs_common.settings import Settings, Source, load_settings
 
 log = logging.getLogger("ingest")
@@ -86,6 +87,11 @@ def main(argv: list[str] | None = None) -> int:
         overrides["replay_speed"] = args.speed
     settings = load_settings(**overrides)
     setup_logging(settings.log_level, "ingest")
+    try:
+        wait_for_redis(settings.redis_url, settings.redis_wait_s)
+    except StartupError as exc:  # one line, never a traceback
+        print(exc, file=sys.stderr)
+        return exc.code
     try:
         return asyncio.run(_main(settings, args.limit))
     except OSError as exc:

@@ -23,7 +23,8 @@ from worker.analytics.alerts import AlertEvaluator, AlertRule
 from worker.analytics.align import PairAligner
 from worker.analytics.engine import PairConfig, PairEngine
 from worker.analytics.symbol import SymbolStats, book_metrics
-from worker.consumer import Entry
+from worker.consumer import Entry, Rejected
+from worker.trade_checks import MAX_TIME_MS
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,27 @@ def pair_config(settings: Settings) -> PairConfig:
         theilsen=settings.theilsen or settings.beta_source == "theilsen",
         huber_every_n=settings.huber_every_n, huber_every_ms=settings.huber_every_ms,
     )
+
+
+def _price(raw: bytes, name: str) -> float:
+    value = float(raw)
+    if not (math.isfinite(value) and value > 0):  # a NaN or inf would poison every rolling statistic after it
+        raise ValueError(f"{name} {raw[:40]!r} is not a finite number > 0")
+    return value
+
+
+def _amount(raw: bytes, name: str) -> float:
+    value = float(raw)
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} {raw[:40]!r} is not a finite number >= 0")
+    return value
+
+
+def _time(raw: bytes) -> int:
+    ts = int(raw)
+    if not 0 < ts <= MAX_TIME_MS:  # a time far away would hold the as-of alignment of every later tick
+        raise ValueError(f"time {ts} ms outside 1..{MAX_TIME_MS} (year 9999)")
+    return ts
 
 
 def _finite(metrics: dict[str, Any]) -> dict[str, float]:
@@ -83,18 +105,25 @@ class AnalyticsHandler:
         self.alerts.set_rules(rules)
 
     def _tick(self, f: dict[bytes, bytes], books: dict[str, dict[bytes, bytes]]) -> tuple[str, int, float, int] | None:
+        """The tick's (symbol, time, price, recv) for the aligners; ValueError naming what it cannot use."""
+        kind = f.get(b"kind")
         sym = f[b"sym"].decode()
         recv_ns = int(f[b"recv"])
-        if f[b"kind"] == b"trade":
-            ts, price = int(f[b"ts"]), float(f[b"p"])
+        if kind == b"trade":
+            ts, price, qty = _time(f[b"ts"]), _price(f[b"p"], "price"), _amount(f[b"q"], "qty")
             stats = self.symbol_stats.get(sym)
             if stats is not None:
-                self.snapshots[sym] = stats.update(ts, price, float(f[b"q"]))
+                self.snapshots[sym] = stats.update(ts, price, qty)
             return None if self.use_mid else (sym, ts, price, recv_ns)
+        if kind != b"book":
+            raise ValueError(f"not a tick: kind {kind!r}")
+        bid, ask = _price(f[b"b"], "bid"), _price(f[b"a"], "ask")
+        _amount(f[b"bq"], "bid qty")
+        _amount(f[b"aq"], "ask qty")
+        ts = _time(f[b"ts"]) if b"ts" in f else recv_ns // 1_000_000
         books[sym] = f  # only the newest per batch is written: its metrics are computed then
         if self.use_mid:
-            ts = int(f[b"ts"]) if b"ts" in f else recv_ns // 1_000_000
-            return sym, ts, 0.5 * (float(f[b"b"]) + float(f[b"a"])), recv_ns
+            return sym, ts, 0.5 * (bid + ask), recv_ns
         return None
 
     @staticmethod
@@ -107,13 +136,17 @@ class AnalyticsHandler:
             **_finite(asdict(book_metrics(bid, bq, ask, aq))),
         }
 
-    def __call__(self, entries: list[Entry]) -> None:
+    def __call__(self, entries: list[Entry]) -> list[Rejected]:
+        """Feed the batch to the engines and publish; return the entries it cannot use (they are quarantined).
+
+        Never raises on data: the engines' state is in memory, so a retried batch would count twice."""
         self._refresh_rules()
+        rejected: list[Rejected] = []
         books: dict[str, dict[bytes, bytes]] = {}
         out: list[dict[str, str]] = []
         fired_out: list[dict[str, str]] = []
         started = time.monotonic()
-        for _, f in entries:
+        for entry_id, f in entries:
             if out and time.monotonic() - started > PUBLISH_WITHIN_S:
                 # a long batch (a backlog, a scheduled refit) must not hold back what is ready
                 self._write(out, fired_out, books)
@@ -121,8 +154,9 @@ class AnalyticsHandler:
                 started = time.monotonic()
             try:
                 tick = self._tick(f, books)
-            except (KeyError, ValueError):
-                continue  # ingest validated every tick; the candle group counts foreign entries
+            except (KeyError, ValueError) as exc:  # UnicodeDecodeError is a ValueError too
+                rejected.append((entry_id, f"unusable tick: {exc!r}" if isinstance(exc, KeyError) else str(exc)))
+                continue
             if tick is None:
                 continue
             sym, ts, price, recv_ns = tick
@@ -148,6 +182,7 @@ class AnalyticsHandler:
                     self.last_published_ms[aligner.pair] = obs.ts_ms
                     out.append(self._entry(aligner.pair, obs.ts_ms, recv_ns, obs.y, obs.x, metrics, engine))
         self._write(out, fired_out, books)
+        return rejected
 
     @staticmethod
     def _adf_fields(engine: PairEngine) -> dict[str, float]:

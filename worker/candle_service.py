@@ -6,7 +6,7 @@ import json
 import logging
 import time
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import polars as pl
 import redis
@@ -14,13 +14,15 @@ import redis
 from qs_common import keys
 from qs_common.status import now_ms
 from worker.candles import trades_frame
-from worker.consumer import Entry
+from worker.consumer import Entry, Rejected
 from worker.store import CandleStore
+from worker.trade_checks import amount_problems, id_problem, symbol_problem, time_problem
 
 log = logging.getLogger(__name__)
 
 _EIGHT = Decimal("1e-8")
 PRUNE_EVERY_S = 600
+T = TypeVar("T")
 
 
 def candle_json(row: dict[str, Any]) -> dict[str, Any]:
@@ -38,6 +40,10 @@ def candle_json(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _pick(column: list[T], keep: list[int]) -> list[T]:
+    return [column[i] for i in keep]
+
+
 class CandleHandler:
     """Handler for `GroupConsumer`: effects are durable (DuckDB commit) when it returns."""
 
@@ -50,39 +56,62 @@ class CandleHandler:
         self.bad_entries = 0
         self.last_event_ms: int | None = None
         self._last_prune = time.monotonic()
+        self._symbols_ok: set[str] = set()
 
-    def __call__(self, entries: list[Entry]) -> None:
+    def __call__(self, entries: list[Entry]) -> list[Rejected]:
+        """Store the batch's trades; return the entries that cannot be stored, with the reason (quarantined)."""
+        rejected: list[Rejected] = []
+        entry_ids: list[bytes] = []
         symbols: list[str] = []
         ids: list[int] = []
         prices: list[str] = []
         qtys: list[str] = []
         times: list[int] = []
         makers: list[bool] = []
-        for _, f in entries:
-            if f.get(b"kind") != b"trade":
+        for entry_id, f in entries:
+            kind = f.get(b"kind")
+            if kind != b"trade":
+                if kind != b"book":
+                    rejected.append((entry_id, f"not a tick: kind {kind!r}"))
                 continue
             try:
-                row = (f[b"sym"].decode(), int(f[b"id"]), f[b"p"].decode(), f[b"q"].decode(), int(f[b"ts"]),
-                       f[b"m"] == b"1")
-            except (KeyError, ValueError) as exc:
-                # ingest validated every tick; an entry that still fails is counted, not fatal
-                self.bad_entries += 1
-                log.warning("skipping malformed trade entry: %r", exc)
+                sym, trade_id, ts = f[b"sym"].decode(), int(f[b"id"]), int(f[b"ts"])
+                price, qty, maker = f[b"p"].decode(), f[b"q"].decode(), f[b"m"] == b"1"
+            except (KeyError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+                rejected.append((entry_id, f"malformed trade entry: {exc!r}"))
                 continue
-            symbols.append(row[0])
-            ids.append(row[1])
-            prices.append(row[2])
-            qtys.append(row[3])
-            times.append(row[4])
-            makers.append(row[5])
-        if not ids:
-            return
+            problem = id_problem(trade_id) or time_problem(ts)
+            if problem is None and sym not in self._symbols_ok:
+                problem = symbol_problem(sym)
+                if problem is None:
+                    self._symbols_ok.add(sym)
+            if problem is not None:
+                rejected.append((entry_id, problem))
+                continue
+            entry_ids.append(entry_id)
+            symbols.append(sym)
+            ids.append(trade_id)
+            prices.append(price)
+            qtys.append(qty)
+            times.append(ts)
+            makers.append(maker)
+        if ids:
+            problems = amount_problems(prices, qtys)
+            if any(problems):
+                keep = [i for i, why in enumerate(problems) if why is None]
+                rejected.extend((entry_ids[i], why) for i, why in enumerate(problems) if why is not None)
+                symbols, ids, prices = _pick(symbols, keep), _pick(ids, keep), _pick(prices, keep)
+                qtys, times, makers = _pick(qtys, keep), _pick(times, keep), _pick(makers, keep)
+        if ids:
+            self._store(symbols, ids, prices, qtys, times, makers)
+        self.bad_entries += len(rejected)  # after the store: a batch that fails is counted when it passes
+        return rejected
+
+    def _store(
+        self, symbols: list[str], ids: list[int], prices: list[str], qtys: list[str], times: list[int],
+        makers: list[bool],
+    ) -> None:
         frame = trades_frame(symbols, ids, prices, qtys, times, makers)
-        valid = frame.filter(pl.col("price").is_not_null() & pl.col("qty").is_not_null())
-        if len(valid) < len(frame):
-            self.bad_entries += len(frame) - len(valid)
-            log.warning("skipping %d trade entries whose price or quantity is not a decimal", len(frame) - len(valid))
-            frame = valid
         merged = self.store.apply_trades(frame)
         self.trades += len(ids)
         self.last_event_ms = max(times)

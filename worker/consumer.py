@@ -3,6 +3,14 @@
 An entry is acknowledged only after its handler returned, i.e. after its effects are durable. On start the
 consumer re-reads its own pending entries (id 0), then claims entries other consumers abandoned
 (XAUTOCLAIM, idle longer than `claim_idle_ms`), then reads new ones. On stop it finishes the batch in hand.
+
+A failing batch is told apart by `worker.failures.is_transient`: a transient failure (Redis, disk, DuckDB I/O,
+memory) is retried in place until it passes; any other failure is retried `retries` times, then the batch is
+bisected until the entries that fail alone are found, and each is quarantined: moved to `stream:deadletter`
+with its reason, acknowledged and counted, while the rest of the batch is processed normally. A handler may
+also reject entries itself (it returns their ids and reasons): those are quarantined at once.
+Every wait watches the stop event, so SIGTERM never waits for a retry loop; a batch left unfinished by a stop
+stays pending and is re-read on the next start.
 """
 
 from __future__ import annotations
@@ -17,10 +25,21 @@ from typing import Any
 import redis
 from redis.exceptions import RedisError, ResponseError
 
+from qs_common import deadletters, keys
+from worker.failures import is_transient, one_line
+
 log = logging.getLogger(__name__)
 
 Entry = tuple[bytes, dict[bytes, bytes]]
-Handler = Callable[[list[Entry]], None]
+Rejected = tuple[bytes, str]  # an entry id the handler refuses, and why
+Handler = Callable[[list[Entry]], list[Rejected] | None]
+
+RETRY_DELAY_S = 0.1  # first wait after a failing batch; doubles per failure
+TRANSIENT_DELAY_MAX_S = 5.0
+
+
+class Stopped(Exception):
+    """Stop was requested while a batch waited for a retry; the batch stays pending for the next start."""
 
 
 @dataclass
@@ -30,6 +49,9 @@ class ConsumerStats:
     failed_batches: int = 0
     last_entry_id: str = ""
     state: str = "starting"
+    quarantined: int = 0
+    last_quarantine: str = ""  # reason of the newest quarantined entry
+    last_error: str = ""  # reason of the newest failed attempt (transient or not)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -44,7 +66,8 @@ def ensure_group(r: redis.Redis, stream: str, group: str) -> None:
 class GroupConsumer:
     def __init__(
         self, r: redis.Redis, stream: str, group: str, consumer: str, handler: Handler,
-        batch: int = 5_000, block_ms: int = 200, claim_idle_ms: int = 30_000,
+        batch: int = 5_000, block_ms: int = 200, claim_idle_ms: int = 30_000, retries: int = 3,
+        deadletter_maxlen: int = deadletters.maxlen(64), source: str | None = None,
     ) -> None:
         self.r = r
         self.stream = stream
@@ -54,32 +77,107 @@ class GroupConsumer:
         self.batch = batch
         self.block_ms = block_ms
         self.claim_idle_ms = claim_idle_ms
+        self.retries = retries
+        self.deadletter_maxlen = deadletter_maxlen
+        self.source = source or f"worker-{group}"  # the dead letters' `source` and the status record's name
         self.stats = ConsumerStats()
         self._last_claim = 0.0
+        self._stop = threading.Event()  # run() puts the process's stop event here
 
     def _set_state(self, state: str, why: str = "") -> None:
         if state != self.stats.state:
             log.info("%s/%s %s%s", self.group, self.consumer, state, f": {why}" if why else "")
             self.stats.state = state
 
+    def _wait(self, seconds: float) -> None:
+        if self._stop.wait(seconds):
+            raise Stopped
+
     def _process(self, entries: list[Entry]) -> None:
         if not entries:
             return
+        poison = self._handle(entries, self.retries)
+        self._settle(entries, poison)
+        self._set_state("running")
+
+    def _handle(self, entries: list[Entry], attempts: int) -> list[tuple[Entry, str]]:
+        """Run the handler over `entries` until their effects are stored; return the entries to quarantine.
+
+        `attempts`: how many data failures in a row make this batch suspect (then it is bisected). Transient
+        failures never count: they are retried with a growing wait for as long as they last.
+        """
+        failures = 0
+        delay = RETRY_DELAY_S
+        transient_delay = RETRY_DELAY_S
         while True:
             try:
-                self.handler(entries)
+                rejected = self.handler(entries) or []
                 break
-            except Exception:  # a batch that fails is retried, never skipped: nothing may be lost
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as exc:  # BaseException: a polars panic (pyo3 PanicException) is one too
                 self.stats.failed_batches += 1
-                log.exception("%s: batch of %d failed; retrying in 1 s", self.group, len(entries))
-                self._set_state("retrying")
-                time.sleep(1.0)
+                reason = one_line(exc)
+                self.stats.last_error = reason
+                if is_transient(exc):
+                    if self.stats.state != "retrying":
+                        log.warning("%s: batch of %d failed (transient, retrying until it passes): %s",
+                                    self.group, len(entries), reason)
+                    self._set_state("retrying", reason)
+                    self._wait(transient_delay)
+                    transient_delay = min(transient_delay * 2, TRANSIENT_DELAY_MAX_S)
+                    continue
+                failures += 1
+                if failures < attempts:
+                    log.warning("%s: batch of %d failed (%d of %d): %s", self.group, len(entries), failures,
+                                attempts, reason)
+                    self._set_state("retrying", reason)
+                    self._wait(delay)
+                    delay *= 2
+                    continue
+                if len(entries) == 1:
+                    return [(entries[0], reason)]
+                # Deterministic: find the entries that fail alone. Each half is tried once (its failure is
+                # already established); halves that pass are stored, exactly once, like any batch.
+                if attempts > 1:
+                    log.warning("%s: batch of %d keeps failing, bisecting it: %s", self.group, len(entries), reason)
+                mid = len(entries) // 2
+                return self._handle(entries[:mid], 1) + self._handle(entries[mid:], 1)
+        if not rejected:
+            return []
+        by_id = dict(entries)
+        return [((eid, by_id[eid]), reason) for eid, reason in rejected if eid in by_id]
+
+    def _settle(self, entries: list[Entry], poison: list[tuple[Entry, str]]) -> None:
+        """Dead-letter the poison entries and acknowledge the whole batch in one MULTI: never one without the other."""
         ids = [entry_id for entry_id, _ in entries]
-        self.r.xack(self.stream, self.group, *ids)
+        recv = time.time_ns()
+        delay = RETRY_DELAY_S
+        while True:
+            try:
+                pipe = self.r.pipeline(transaction=bool(poison))
+                for (entry_id, fields), reason in poison:
+                    pipe.xadd(keys.DEAD_LETTER_STREAM, {  # type: ignore[arg-type]
+                        "reason": deadletters.reason_text(reason), "raw": deadletters.raw_json(fields),
+                        "recv": recv, "source": self.source, "entry_id": entry_id, "stream": self.stream,
+                    }, maxlen=self.deadletter_maxlen, approximate=True)
+                pipe.xack(self.stream, self.group, *ids)
+                pipe.execute()
+                break
+            except (RedisError, OSError) as exc:  # the handler's effects are stored: only this step is repeated
+                self.stats.last_error = one_line(exc)
+                self._set_state("retrying", self.stats.last_error)
+                self._wait(delay)
+                delay = min(delay * 2, TRANSIENT_DELAY_MAX_S)
+        for (entry_id, _), reason in poison:
+            log.warning("%s: quarantined entry %s of %s to %s: %s", self.group, entry_id.decode(), self.stream,
+                        keys.DEAD_LETTER_STREAM, reason)
+        if poison:
+            self.stats.quarantined += len(poison)
+            self.stats.last_quarantine = poison[-1][1]
         self.stats.entries += len(entries)
         self.stats.batches += 1
         self.stats.last_entry_id = ids[-1].decode()
-        self._set_state("running")
 
     def _read(self, start: str, block: int | None = None) -> list[tuple[bytes, dict[bytes, bytes] | None]]:
         """XREADGROUP from `start` ('>' for new entries); fields are None for entries deleted meanwhile."""
@@ -117,6 +215,7 @@ class GroupConsumer:
                 return
 
     def run(self, stop: threading.Event) -> None:
+        self._stop = stop
         while not stop.is_set():
             try:
                 ensure_group(self.r, self.stream, self.group)
@@ -130,6 +229,8 @@ class GroupConsumer:
                     fresh = self._read(">", self.block_ms)
                     if fresh:
                         self._process([(eid, fields) for eid, fields in fresh if fields is not None])
+                return
+            except Stopped:
                 return
             except (RedisError, OSError) as exc:
                 self._set_state("redis-down", str(exc))

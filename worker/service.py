@@ -9,14 +9,17 @@ from __future__ import annotations
 import logging
 import signal
 import socket
+import sys
 import threading
 import time
 from typing import Any
 
+import duckdb
 import redis
 import uvicorn
 
-from qs_common import keys
+from qs_common import deadletters, keys
+from qs_common.redis_wait import StartupError, wait_for_redis
 from qs_common.settings import Settings, Source
 from qs_common.status import RateMeter, write_status
 from worker.analytics_service import AnalyticsHandler
@@ -49,7 +52,7 @@ class Worker:
         name = settings.consumer_name or host
 
         if role in ("all", "candles"):
-            self.store = CandleStore(settings.duckdb_path)
+            self.store = open_store(settings)
             handler = CandleHandler(self.store, self.r, int(settings.trade_retention_h * 3_600_000))
             self._add("candles", keys.CANDLES_GROUP, f"candles-{name}", handler)
             # Not for the synthetic feed: Binance's real klines would be merged into made-up prices.
@@ -62,7 +65,8 @@ class Worker:
     def _add(self, label: str, group: str, consumer: str, handler: Any) -> None:
         s = self.settings
         c = GroupConsumer(self.r, s.ticks_stream, group, consumer, handler, s.worker_batch, s.worker_block_ms,
-                          s.claim_idle_ms)
+                          s.claim_idle_ms, retries=s.batch_retries,
+                          deadletter_maxlen=deadletters.maxlen(s.deadletter_max_mb), source=f"worker-{label}")
         self.consumers[label] = (c, handler)
 
     def _redis_ok(self) -> bool:
@@ -89,7 +93,8 @@ class Worker:
                 record = {
                     "state": c.stats.state if not self.stop.is_set() else "stopping",
                     "entries": c.stats.entries, "batches": c.stats.batches,
-                    "failed_batches": c.stats.failed_batches,
+                    "failed_batches": c.stats.failed_batches, "quarantined": c.stats.quarantined,
+                    "last_quarantine": c.stats.last_quarantine, "last_error": c.stats.last_error,
                     "entries_per_s": meters[label].rate(c.stats.entries) if meters else None,
                     "last_event_ms": getattr(handler, "last_event_ms", None), **lag,
                 }
@@ -107,6 +112,8 @@ class Worker:
                 log.debug("status write failed: %s", exc)
 
     def start(self) -> None:
+        # Bind before anything runs: a worker without its API would look alive while /health never answers.
+        api_socket = bind_api(self.settings) if self.store is not None else None
         for label, (c, _) in self.consumers.items():
             t = threading.Thread(target=c.run, args=(self.stop,), name=f"consumer-{label}", daemon=True)
             t.start()
@@ -116,12 +123,12 @@ class Worker:
                                                     daemon=True)
             self.backfill_thread.start()
         threading.Thread(target=self._status_loop, name="status", daemon=True).start()
-        if self.store is not None:
+        if self.store is not None and api_socket is not None:
             app = create_app(self.store, self._redis_ok, self.settings)
             config = uvicorn.Config(app, host=self.settings.api_host, port=self.settings.api_port,
                                     log_level="warning", access_log=False, lifespan="off")
             self.server = uvicorn.Server(config)
-            t = threading.Thread(target=self.server.run, name="api", daemon=True)
+            t = threading.Thread(target=self.server.run, args=([api_socket],), name="api", daemon=True)
             t.start()
             self.api_thread = t
             log.info("API on %s:%d", self.settings.api_host, self.settings.api_port)
@@ -144,8 +151,43 @@ class Worker:
         log.info("stopped")
 
 
+def open_store(settings: Settings) -> CandleStore:
+    try:
+        return CandleStore(settings.duckdb_path)
+    except (duckdb.Error, OSError) as exc:  # e.g. another worker holds the file's lock
+        raise StartupError(f"cannot open the DuckDB file {settings.duckdb_path} (DATA_DIR={settings.data_dir}): "
+                           f"{' '.join(str(exc).split())}") from None
+
+
+def bind_api(settings: Settings) -> socket.socket:
+    """The API's listening socket, bound now so that a taken port stops start-up with one line."""
+    host, port = settings.api_host, settings.api_port
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:  # taken port, unknown host name, address not on this machine
+        sock.close()
+        raise StartupError(f"cannot serve the API on API_HOST={host} API_PORT={port}: {exc}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
 def run(settings: Settings, role: str = "all") -> int:
-    worker = Worker(settings, role)
+    """Run until SIGTERM/SIGINT; start-up problems end it with one line on stderr and a non-zero status."""
+    worker: Worker | None = None
+    try:
+        wait_for_redis(settings.redis_url, settings.redis_wait_s)
+        worker = Worker(settings, role)
+        return _serve(worker)
+    except StartupError as exc:
+        if worker is not None and worker.store is not None:
+            worker.store.close()
+        print(exc, file=sys.stderr)
+        return exc.code
+
+
+def _serve(worker: Worker) -> int:
     stop_requested = threading.Event()
 
     def _on_signal(signum: int, _frame: object) -> None:
