@@ -139,7 +139,7 @@ def read_csv(body: bytes, max_rows: int | None = None) -> pl.DataFrame:
     kline file, 5 or 6 are time,open,high,low,close[,volume] (a missing volume is not guessed: OhlcError).
     """
     text = body.removeprefix(b"\xef\xbb\xbf")
-    first_line = text.split(b"\n", 1)[0]
+    first_line = text[: text.find(b"\n")] if b"\n" in text[:65_536] else text[:65_536]  # no copy of the rest
     if not first_line.strip():
         raise OhlcError(Problem(0, "body", "empty, or its first line is blank"))
     try:

@@ -14,6 +14,7 @@ from starlette.requests import Request
 
 GZIP_MAGIC = b"\x1f\x8b"
 _GZIP_WBITS = 16 + zlib.MAX_WBITS
+STEP = 1_048_576
 
 
 class BodyError(ValueError):
@@ -40,8 +41,9 @@ class _Inflater:
         while data:
             room = self.limit - len(self.out)
             try:
-                # max_length: never inflate more than one byte past the limit, whatever the ratio
-                chunk = self.d.decompress(data, room + 1)
+                # max_length: never inflate more than one byte past the limit, whatever the ratio, and in
+                # pieces of at most STEP (one call's output is built whole before it is appended)
+                chunk = self.d.decompress(data, min(room + 1, STEP))
             except zlib.error as exc:
                 raise BodyError(400, f"body: not valid gzip ({exc})") from None
             self.out += chunk
