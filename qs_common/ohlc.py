@@ -297,20 +297,21 @@ def _decimal_to_ms(n: int | Decimal, unit: str) -> int:
 def _number(s: pl.Series, c: str, errors: _Errors) -> pl.Series:
     """Decimal text -> Decimal(38, SCALE) or Int64 (trades), exactly; nulls stay null."""
     present = s.is_not_null()
+    orig = s  # messages show the cell as the file wrote it
     if s.str.contains(_EXPONENT).any():
         # rare (pandas writes 1e-05): spell those plainly, then the same checks as every other cell
         s = pl.Series(c, [_plain(v) for v in s], pl.String)
     if c == "trades":
-        errors.add(present & ~s.str.contains(_WHOLE), c, lambda i: f"{show(s[i])} is not a whole number")
+        errors.add(present & ~s.str.contains(_WHOLE), c, lambda i: f"{show(orig[i])} is not a whole number")
         typed = s.str.replace(r"\.0*$", "").cast(pl.Int64, strict=False)
-        errors.add(present & typed.is_null() & s.str.contains(_WHOLE), c, lambda i: f"{show(s[i])} is beyond int64")
+        errors.add(present & typed.is_null() & s.str.contains(_WHOLE), c, lambda i: f"{show(orig[i])} is beyond int64")
         return typed
     scale = SCALE[c]
-    errors.add(present & ~s.str.contains(_PLAIN), c, lambda i: f"{show(s[i])} is not a valid number")
+    errors.add(present & ~s.str.contains(_PLAIN), c, lambda i: f"{show(orig[i])} is not a valid number")
     errors.add(present & s.str.contains(rf"\.[0-9]{{{scale + 1},}}$"), c,
-               lambda i: f"{show(s[i])} has more than {scale} decimal places (stored exactly, never rounded)")
+               lambda i: f"{show(orig[i])} has more than {scale} decimal places (stored exactly, never rounded)")
     typed = s.cast(pl.Decimal(38, scale), strict=False)
-    errors.add(present & typed.is_null() & s.str.contains(_PLAIN), c, lambda i: f"{show(s[i])} is too large")
+    errors.add(present & typed.is_null() & s.str.contains(_PLAIN), c, lambda i: f"{show(orig[i])} is too large")
     return typed
 
 

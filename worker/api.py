@@ -21,7 +21,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from qs_common import ohlc
 from qs_common.settings import Settings
@@ -93,9 +93,31 @@ class _WriteAuth:
         await self.app(scope, receive, send)
 
 
-async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
-    log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
-    return JSONResponse({"error": "internal error (details are in the worker's log)"}, 500)
+class _InternalErrors:
+    """ASGI middleware: an exception escaping a handler answers 500 with a short JSON error and goes to the log
+    with its traceback, once (it is not re-raised, so the server does not log it again)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            log.exception("%s %s failed", scope["method"], scope["path"])
+            if not started:
+                answer = JSONResponse({"error": "internal error (details are in the worker's log)"}, 500)
+                await answer(scope, receive, send)
 
 
 def create_app(store: CandleStore, redis_ok: Callable[[], bool], settings: Settings | None = None) -> Starlette:
@@ -161,8 +183,7 @@ def create_app(store: CandleStore, redis_ok: Callable[[], bool], settings: Setti
             Route("/candles", candles),
             Route("/candles/import", import_candles, methods=["POST"]),
         ],
-        middleware=[Middleware(_WriteAuth, token=token)],
-        exception_handlers={Exception: _internal_error},
+        middleware=[Middleware(_InternalErrors), Middleware(_WriteAuth, token=token)],
     )
 
 
