@@ -271,3 +271,77 @@ def test_redis_down_gives_a_plain_message(services: tuple[redis.Redis, WorkerApi
     finally:
         os.environ["REDIS_URL"] = old
         st.cache_resource.clear()
+
+
+def test_system_page_shows_robustness_counters_and_non_utf8_dead_letters(
+    services: tuple[redis.Redis, WorkerApi],
+) -> None:
+    r, _ = services
+    raw = redis.Redis.from_url(os.environ["REDIS_URL"])  # bytes in, as ingest writes them
+    raw.xadd(keys.DEAD_LETTER_STREAM, {"reason": "bad \xff".encode("latin-1"), "raw": b'{"s":"\xff\xfe\x80"}',
+                                       "recv": "1", "source": "worker-candles"})
+    # worker-analytics: the running worker (--role candles) rewrites its own worker-candles record every second
+    saved = {p: r.get(keys.status_key(p)) for p in ("ingest", "worker-analytics", "worker-backfill")}
+    ingest = json.loads(saved["ingest"] or "{}") | {
+        "dead_letters": 7, "dead_letter_reasons": {"[x](http://evil.example)": 5, "skew": 2}, "redis_rewinds": 1}
+    analytics = {"process": "worker-analytics", "updated_ms": 1, "state": "running", "quarantined": 3,
+                 "last_quarantine": "1-0: Int128"}
+    backfill = json.loads(saved["worker-backfill"] or "{}") | {"kline_checked": 42, "kline_mismatches": 2,
+                                                              "kline_repaired": 2}
+    r.set(keys.status_key("ingest"), json.dumps(ingest))
+    r.set(keys.status_key("worker-analytics"), json.dumps(analytics))
+    r.set(keys.status_key("worker-backfill"), json.dumps(backfill))
+    try:
+        at = run_page("system.py")
+        metrics = {m.label: m.value for m in at.metric}
+        assert metrics["Dead letters"] == "7"
+        assert (metrics["1m candles checked against klines"], metrics["Kline mismatches"],
+                metrics["Repaired from REST"]) == ("42", "2", "2")
+        frames = [d.value for d in at.dataframe]
+        quarantine = next(f for f in frames if "quarantined" in f.columns)
+        assert quarantine.set_index("process").loc["worker-analytics", "quarantined"] == 3
+        reasons = next(f for f in frames if "dead-letter reason" in f.columns)
+        assert dict(zip(reasons["dead-letter reason"], reasons["count"], strict=True))["skew"] == 2
+        dead = next(f for f in frames if "raw" in f.columns)
+        assert dead["raw"].iloc[0] == '{"s":"\\xff\\xfe\\x80"}'  # shown escaped, not a UnicodeDecodeError
+        assert dead["source"].iloc[0] == "worker-candles"
+        assert "went back in time" in texts(at) and "1 time(s)" in texts(at)
+    finally:
+        raw.delete(keys.DEAD_LETTER_STREAM)
+        for p, v in saved.items():
+            if v is None:
+                r.delete(keys.status_key(p))
+            else:
+                r.set(keys.status_key(p), v)
+
+
+def test_login_gate(services: tuple[redis.Redis, WorkerApi]) -> None:
+    os.environ["ACCESS_TOKEN"] = "s3cret-token"
+    st.cache_resource.clear()
+    try:
+        at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+        assert not at.exception
+        assert [t.label for t in at.text_input] == ["Access token"]
+        assert not at.sidebar.selectbox and not at.metric  # nothing of the app before the token
+        at.text_input(key="access_token_input").set_value("wrong")  # a form: the value goes with the submit
+        at.button[0].click().run()
+        assert "That is not the access token." in texts(at) and not at.metric
+        at.text_input(key="access_token_input").set_value("s3cret-token")
+        at.button[0].click().run()
+        assert not at.exception
+        assert at.sidebar.selectbox and any(m.label == "BTCUSDT last" for m in at.metric)
+    finally:
+        os.environ.pop("ACCESS_TOKEN", None)
+        st.cache_resource.clear()
+
+
+def test_user_text_is_escaped_where_streamlit_renders_markdown(services: tuple[redis.Redis, WorkerApi]) -> None:
+    at = run_page("upload.py")
+    rows = [f"{s},{1723154400000 + 60_000 * i},1,2,0.5,1.5,1" for s in ("[X](HTTP://EVIL.EXAMPLE)", "AB")
+            for i in range(3)]
+    body = "\n".join(["symbol,time,open,high,low,close,volume", *rows]).encode()
+    at.file_uploader(key="upload_files").upload("evil.csv", body).run()
+    assert not at.exception
+    shown = [s.value for s in at.success] + [s.value for s in at.subheader]
+    assert any(r"\[X\]\(HTTP\://EVIL\.EXAMPLE\)" in v for v in shown)
+    assert not any("[X](HTTP" in v for v in shown)
