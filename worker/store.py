@@ -235,11 +235,16 @@ def _derived_sql(ms: int) -> str:
 
 def _import_frame(symbol: str, interval: str, frame: pl.DataFrame) -> pl.DataFrame:
     ms = STORED_INTERVALS[interval]
+
+    def optional(name: str, dtype: pl.DataType) -> pl.Expr:
+        # unknown stays unknown (NULL), never 0
+        return (pl.col(name) if name in frame.columns else pl.lit(None)).cast(dtype).alias(name)
+
     return frame.select(
         pl.lit(symbol).alias("symbol"), pl.lit(interval).alias("interval"), "open_time",
         "open", "high", "low", "close", "volume",
-        pl.col("quote_volume").cast(pl.Decimal(38, 16)), pl.col("trades").cast(pl.Int64),
-        pl.col("taker_buy_volume").cast(pl.Decimal(38, 8)), pl.col("taker_buy_quote_volume").cast(pl.Decimal(38, 16)),
+        optional("quote_volume", pl.Decimal(38, 16)), optional("trades", pl.Int64()),
+        optional("taker_buy_volume", pl.Decimal(38, 8)), optional("taker_buy_quote_volume", pl.Decimal(38, 16)),
         (pl.col("open_time") + ms - 1).alias("close_time"),
     )
 
