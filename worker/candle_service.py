@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any, TypeVar
 
 import polars as pl
@@ -16,7 +16,7 @@ from qs_common.status import now_ms
 from worker.candles import trades_frame
 from worker.consumer import Entry, Rejected
 from worker.store import CandleStore
-from worker.trade_checks import amount_problems, id_problem, symbol_problem, time_problem
+from worker.trade_checks import amount_problems, candle_sum_problem, id_problem, symbol_problem, time_problem
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,12 @@ def candle_json(row: dict[str, Any]) -> dict[str, Any]:
     """A merged candle row -> the API's JSON candle (decimals as exact text, 8 places)."""
     volume: Decimal = row["volume"]
     quote: Decimal = row["quote_volume"]
+    with localcontext() as ctx:
+        ctx.prec = 60  # the default 28 digits cannot quantize a quote volume near 10**22 to 8 places
+        return _candle_json(row, volume, quote)
+
+
+def _candle_json(row: dict[str, Any], volume: Decimal, quote: Decimal) -> dict[str, Any]:
     return {
         "symbol": row["symbol"], "interval": row["interval"], "open_time": row["open_time"],
         "open": str(row["open"]), "high": str(row["high"]), "low": str(row["low"]), "close": str(row["close"]),
@@ -112,6 +118,9 @@ class CandleHandler:
         makers: list[bool],
     ) -> None:
         frame = trades_frame(symbols, ids, prices, qtys, times, makers)
+        overflow = candle_sum_problem(frame)
+        if overflow is not None:  # the consumer bisects the batch and quarantines the entry that fails alone
+            raise OverflowError(overflow)
         merged = self.store.apply_trades(frame)
         self.trades += len(ids)
         self.last_event_ms = max(times)

@@ -59,3 +59,24 @@ def amount_problems(prices: list[str], qtys: list[str]) -> list[str | None]:
             quote = Decimal(prices[i]) * Decimal(qtys[i])
             out[i] = f"price x qty = {quote} is not below 10^22 (DECIMAL(38,16))" if quote >= MAX_QUOTE else None
     return out
+
+
+def candle_sum_problem(trades: pl.DataFrame) -> str | None:
+    """Why this batch's candles would overflow their columns, or None.
+
+    Every trade can fit while their sum in one candle does not (quote volume DECIMAL(38, 16) < 10**22, volume
+    DECIMAL(38, 8) < 10**30), and Polars wraps such a decimal sum around silently. The 5m candle holds the
+    largest sums. Floats with a margin: a false alarm only makes the consumer bisect the batch, never loses a
+    trade; a real overflow then fails for the entry that causes it alone (DuckDB checks its own additions).
+    """
+    if trades.is_empty():
+        return None
+    qty = pl.col("qty").cast(pl.Float64)
+    sums = trades.group_by("symbol", pl.col("trade_time_ms") // 300_000).agg(
+        quote=(pl.col("price").cast(pl.Float64) * qty).sum(), volume=qty.sum()
+    )
+    worst = sums.select(pl.col("quote").max(), pl.col("volume").max()).row(0)
+    if worst[0] >= 0.999e22 or worst[1] >= 0.999e30:
+        return f"a candle of this batch would hold quote volume {worst[0]:.4g} / volume {worst[1]:.4g}, " \
+               "beyond DECIMAL(38,16) / DECIMAL(38,8)"
+    return None
