@@ -6,6 +6,7 @@ never blocks a batch for long and never opens the file from another process.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from pathlib import Path
 
@@ -120,10 +121,9 @@ class CandleStore:
                 merged = con.sql(_UPSERT).pl() if len(new) else pl.DataFrame()
                 con.execute("COMMIT")
             except BaseException:
-                try:
+                # a COMMIT that failed (disk full) has already ended the transaction: keep its error, not ROLLBACK's
+                with contextlib.suppress(duckdb.Error):
                     con.execute("ROLLBACK")
-                except duckdb.Error:
-                    pass  # a COMMIT that failed (disk full) has already ended the transaction; keep its error
                 raise
         return merged
 
