@@ -1,4 +1,9 @@
-"""The ingest loop: source -> parser -> publisher, with gap recording, status and clean shutdown."""
+"""The ingest loop: source -> parser -> publisher, with gap recording, status and clean shutdown.
+
+No frame can stop it: whatever raises while one frame is handled dead-letters that frame. Intervals without
+data become gaps in `stream:gaps`: a dropped connection, a restart of the live feed (after a crash or not:
+the newest published trade per symbol is kept in Redis), and a Redis that lost acknowledged writes.
+"""
 
 from __future__ import annotations
 
@@ -10,16 +15,21 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from ingest.parser import Control, Rejected, Skipped, parse_frame
+from ingest.parser import EXCEPTION, Control, EdgeRules, Rejected, Skipped, parse_frame
 from ingest.publisher import Publisher
+from ingest.rewind import Lost
 from ingest.sources.base import FeedEvent, FrameSource
+from qs_common import keys
 from qs_common.models import Trade
-from qs_common.settings import Settings
+from qs_common.settings import Settings, Source
 from qs_common.status import RateMeter, awrite_status, now_ms
 
 log = logging.getLogger("ingest")
 
 STATUS_PROCESS = "ingest"
+REASON_CRASH = "ingest restarted after crash"
+REASON_RESTART = "ingest restarted"
+REASON_REWIND = "redis lost acknowledged writes"
 
 
 class GapTracker:
@@ -32,6 +42,12 @@ class GapTracker:
     def disconnected(self, reason: str) -> None:
         for symbol, ts in self.last_trade_ms.items():
             self.open_gaps.setdefault(symbol, (ts, reason))
+
+    def open(self, symbol: str, start_ms: int, reason: str) -> None:
+        """A gap from `start_ms` that the symbol's next trade closes (the earlier start wins)."""
+        held = self.open_gaps.get(symbol)
+        if held is None or start_ms < held[0]:
+            self.open_gaps[symbol] = (start_ms, reason)
 
     def trade(self, symbol: str, ts_ms: int) -> tuple[int, int, str] | None:
         self.last_trade_ms[symbol] = ts_ms
@@ -47,7 +63,13 @@ class Ingest:
         self.settings = settings
         self.source = source
         self.r = r
-        self.pub = Publisher(r, settings.ticks_stream, settings.stream_maxlen, source.name)
+        # Only the live feed loses trades while ingest is down; replays and the synthetic feed do not.
+        self.live = settings.source is Source.BINANCE and source.name == "binance"
+        venue = settings.venue.value
+        self.pub = Publisher(r, settings.ticks_stream, settings.stream_maxlen, source.name,
+                             settings.deadletter_max_mb, keys.last_trade_key(venue) if self.live else None)
+        self.pub.on_rewind = self._on_rewind
+        self.rules = EdgeRules(frozenset(settings.symbols), round(settings.tick_max_skew_s * 1000))
         self.gaps = GapTracker()
         self.state = "starting"
         self.frames = 0
@@ -77,10 +99,38 @@ class Ingest:
         elif ev.kind == "finished":
             self._set_state("done", ev.reason)
 
+    def _on_rewind(self, lost: Lost) -> None:
+        reason = REASON_REWIND + (" (possibly earlier too)" if lost.beyond_memory else "")
+        for symbol, start_ms in lost.first_trade_ms.items():
+            self.gaps.open(symbol, start_ms, reason)
+
+    async def _open_restart_gaps(self) -> None:
+        """Live feed: every symbol's first trade closes a gap from the newest trade the last run published."""
+        venue = self.settings.venue.value
+        last: dict[bytes, bytes] = await self.r.hgetall(keys.last_trade_key(venue))  # type: ignore[misc,assignment]
+        clean = await self.r.get(keys.clean_stop_key(venue))
+        reason = REASON_RESTART if clean else REASON_CRASH
+        for symbol in self.settings.symbols:
+            ms = last.get(symbol.encode())
+            if ms is not None:
+                self.gaps.open(symbol, int(ms), reason)
+        if last:
+            log.info("%s: gaps open from the last published trades (%s)", reason,
+                     ", ".join(f"{k.decode()} {v.decode()} ms" for k, v in sorted(last.items())))
+        await self.r.delete(keys.clean_stop_key(venue))
+
     async def _handle(self, recv_ns: int, raw: bytes) -> None:
         self.frames += 1
         self.last_recv_ns = recv_ns
-        result = parse_frame(recv_ns, raw)
+        try:
+            self._route(recv_ns, raw, parse_frame(recv_ns, raw, self.rules))
+        except Exception as exc:  # one frame must never stop the feed: it is kept, with what went wrong
+            log.exception("frame not handled, dead-lettered")
+            self.pub.dead_letter(f"ingest error: {type(exc).__name__}: {exc}", bytes(raw), recv_ns, EXCEPTION)
+        if self.pub.buffered >= self.settings.publish_batch:
+            await self.pub.flush()
+
+    def _route(self, recv_ns: int, raw: bytes, result: object) -> None:
         if isinstance(result, Trade):
             self.pub.add(result)
             self.last_frame_ms = result.ts_trade_ms
@@ -89,25 +139,24 @@ class Ingest:
                 start, end, reason = gap
                 self.gap_count += 1
                 log.warning("gap recorded for %s: %d..%d ms (%s)", result.symbol, start, end, reason)
-                await self.pub.record_gap(result.symbol, start, end, reason, self.settings.venue.value)
+                self.pub.gap(result.symbol, start, end, reason, self.settings.venue.value)
         elif isinstance(result, Rejected):
-            self.pub.dead_letter(result.reason, raw, recv_ns)
+            self.pub.dead_letter(result.reason, raw, recv_ns, result.kind)
         elif isinstance(result, Skipped):
             self.skipped += 1
         elif isinstance(result, Control):
             self.controls += 1
             log.info("venue control event: %s", result.event)
         else:
-            self.pub.add(result)
-        if self.pub.buffered >= self.settings.publish_batch:
-            await self.pub.flush()
+            self.pub.add(result)  # type: ignore[arg-type]
 
     def status(self) -> dict[str, Any]:
         return {
             "state": self.state, "source": self.source.name, "venue": self.settings.venue.value,
             "connected_since_ms": self.connected_since_ms, "frames": self.frames,
             "frames_per_s": self._rate.rate(self.frames), "published": self.pub.published,
-            "dead_letters": self.pub.dead_letters, "skipped": self.skipped, "gaps": self.gap_count,
+            "dead_letters": self.pub.dead_letters, "dead_letter_reasons": dict(self.pub.dead_letter_reasons),
+            "skipped": self.skipped, "gaps": self.gap_count, "redis_rewinds": self.pub.watch.rewinds,
             "last_frame_ms": self.last_frame_ms, "last_recv_ns": self.last_recv_ns,
             "backlog": self.pub.backlog, "backlog_over_bound": self.pub.backlog_over_bound,
             "redis_ok": self.pub.redis_ok,
@@ -126,6 +175,7 @@ class Ingest:
                 await self.pub.flush()
                 if time.monotonic() - last_status >= 1.0:
                     last_status = time.monotonic()
+                    await self.pub.check_rewind()
                     await self.pub.trim()
                     await awrite_status(self.r, STATUS_PROCESS, self.status())
             except Exception as exc:  # housekeeping must outlive a Redis hiccup
@@ -137,6 +187,8 @@ class Ingest:
 
     async def run(self) -> None:
         await self.pub.setup()
+        if self.live:
+            await self._open_restart_gaps()
         keeper = asyncio.create_task(self._housekeeping())
         try:
             async for item in self.source.items():
@@ -157,6 +209,9 @@ class Ingest:
             if self.state != "done":
                 self._set_state("stopped")
             try:
+                if self.live and not self.pub.buffered:
+                    # everything read was written: the next start's gaps are downtime, not a crash
+                    await self.r.set(keys.clean_stop_key(self.settings.venue.value), now_ms())
                 await self.pub.trim()
                 await awrite_status(self.r, STATUS_PROCESS, self.status())
             except (RedisError, OSError) as exc:

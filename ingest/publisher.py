@@ -3,6 +3,11 @@
 Trimming never deletes an entry that a consumer group has not yet read and acknowledged: the cut is the
 oldest entry that some group still needs (its oldest pending entry, or the first entry after its last
 delivered one). When the unread backlog alone exceeds the bound, nothing is trimmed and it is reported.
+
+Redis can go back in time (appendfsync everysec loses up to a second on an OS crash; a restart without
+persistence loses everything). Every batch therefore starts with `XINFO STREAM`: if the stream's last id or
+`entries-added` is below what our own XADDs had confirmed, acknowledged writes were lost. The publisher
+remembers the recent confirmed trades (`RewindWatch`), so it can say from when, per symbol, and reports it.
 """
 
 from __future__ import annotations
@@ -10,24 +15,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
+import hiredis
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
-from qs_common import codec, keys
-from qs_common.models import Tick
+from ingest.rewind import Lost, RewindWatch, StreamState, parse_id, stream_state
+from qs_common import codec, deadletters, keys
+from qs_common.models import Tick, Trade
 
 log = logging.getLogger(__name__)
 
-DEAD_LETTER_MAXLEN = 100_000
-RAW_LIMIT = 64 * 1024
-
-
-def parse_id(entry_id: bytes | str) -> tuple[int, int]:
-    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-    ms, _, seq = text.partition("-")
-    return int(ms), int(seq or 0)
+RAW_LIMIT = deadletters.RAW_LIMIT
+GAPS_MAXLEN = 10_000
 
 
 def format_id(ms: int, seq: int) -> str:
@@ -63,18 +66,34 @@ async def safe_trim_boundary(r: aioredis.Redis, stream: str) -> tuple[int, int] 
     return min(needed)
 
 
+Side = tuple[str, dict[str, str | int | bytes], int]  # stream, fields, maxlen: dead letters and gaps
+
+
 class Publisher:
-    def __init__(self, r: aioredis.Redis, stream: str, maxlen: int, source: str) -> None:
+    def __init__(
+        self, r: aioredis.Redis, stream: str, maxlen: int, source: str, deadletter_max_mb: float = 64.0,
+        last_trade_key: str | None = None,
+    ) -> None:
         self.r = r
         self.stream = stream
         self.maxlen = maxlen
         self.source = source
+        self.dead_maxlen = deadletters.maxlen(deadletter_max_mb)
+        # Where the newest published trade time per symbol is kept, so a restart after a crash knows
+        # from when it lost trades (None: not kept, e.g. for replays).
+        self.last_trade_key = last_trade_key
         self._stream_b = stream.encode()
         self._buffer: list[bytes] = []  # packed XADD commands
-        self._dead: list[dict[str, str | int | bytes]] = []
+        self._meta: list[tuple[str, int] | None] = []  # per buffered command: (symbol, trade ms) of a trade
+        self._side: list[Side] = []
+        self._marks: dict[str, int] = {}  # newest trade ms per symbol not yet written to last_trade_key
+        self._info_cmd = hiredis.pack_command((b"XINFO", b"STREAM", self._stream_b))  # type: ignore[arg-type]
         self._lock = asyncio.Lock()
+        self.watch = RewindWatch()
+        self.on_rewind: Callable[[Lost], None] | None = None  # told which trades Redis lost
         self.published = 0
         self.dead_letters = 0
+        self.dead_letter_reasons: Counter[str] = Counter()
         self.backlog = 0
         self.backlog_over_bound = False
         self.redis_ok = True
@@ -84,14 +103,29 @@ class Publisher:
 
     def add(self, tick: Tick) -> None:
         self._buffer.append(codec.pack_xadd(self._stream_b, tick))
+        if isinstance(tick, Trade):
+            self._meta.append((tick.symbol, tick.ts_trade_ms))
+            if tick.ts_trade_ms > self._marks.get(tick.symbol, 0):
+                self._marks[tick.symbol] = tick.ts_trade_ms
+        else:
+            self._meta.append(None)
 
-    def dead_letter(self, reason: str, raw: bytes, recv_ns: int) -> None:
+    def dead_letter(self, reason: str, raw: bytes, recv_ns: int, kind: str = "invalid") -> None:
         self.dead_letters += 1
-        self._dead.append({"reason": reason, "raw": raw[:RAW_LIMIT], "recv": recv_ns, "source": self.source})
+        self.dead_letter_reasons[kind] += 1
+        fields: dict[str, str | int | bytes] = {
+            "reason": deadletters.reason_text(reason), "raw": raw[:RAW_LIMIT], "recv": recv_ns, "source": self.source}
+        self._side.append((keys.DEAD_LETTER_STREAM, fields, self.dead_maxlen))
+
+    def gap(self, symbol: str, start_ms: int, end_ms: int, reason: str, venue: str) -> None:
+        """Queue a gap entry; it is written with the next flush and retried like ticks, never dropped."""
+        fields: dict[str, str | int | bytes] = {
+            "start_ms": start_ms, "end_ms": end_ms, "symbols": symbol, "reason": reason, "venue": venue}
+        self._side.append((keys.GAPS_STREAM, fields, GAPS_MAXLEN))
 
     @property
     def buffered(self) -> int:
-        return len(self._buffer) + len(self._dead)
+        return len(self._buffer) + len(self._side)
 
     async def flush(self, give_up_after_s: float | None = None) -> None:
         """Write everything buffered; on a Redis error keep it and retry, so nothing is lost.
@@ -101,24 +135,29 @@ class Publisher:
         async with self._lock:
             delay = 0.1
             deadline = None if give_up_after_s is None else time.monotonic() + give_up_after_s
-            while self._buffer or self._dead:
+            while self._buffer or self._side:
                 if deadline is not None and time.monotonic() > deadline:
-                    log.error("Redis unreachable at shutdown: %d ticks and %d dead letters not written",
-                              len(self._buffer), len(self._dead))
+                    log.error("Redis unreachable at shutdown: %d ticks and %d dead letters or gaps not written",
+                              len(self._buffer), len(self._side))
                     return
                 # Take the buffers before awaiting: ticks added meanwhile go to fresh lists, never dropped.
-                batch, dead = self._buffer, self._dead
-                self._buffer, self._dead = [], []
+                batch, meta, side, marks = self._buffer, self._meta, self._side, self._marks
+                self._buffer, self._meta, self._side, self._marks = [], [], [], {}
                 try:
-                    await self._send(batch, dead)
+                    await self._send(batch, meta, side, marks)
                 except (RedisError, OSError) as exc:
                     # keep what Redis did not confirm (a reply lost with the connection may still repeat one
                     # entry: the worker de-duplicates trades by id)
                     done = getattr(exc, "confirmed", 0)
                     self.published += done
-                    self._buffer, self._dead = batch[done:] + self._buffer, dead + self._dead
+                    self._buffer, self._meta = batch[done:] + self._buffer, meta[done:] + self._meta
+                    if not getattr(exc, "side_done", False):
+                        self._side = side + self._side
+                    for symbol, ms in marks.items():
+                        if ms > self._marks.get(symbol, 0):
+                            self._marks[symbol] = ms
                     if self.redis_ok:
-                        log.error("publish failed, holding %d entries and retrying: %s", len(batch) + len(dead), exc)
+                        log.error("publish failed, holding %d entries and retrying: %s", len(batch) + len(side), exc)
                         self.redis_ok = False
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 5.0)
@@ -128,38 +167,88 @@ class Publisher:
                     self.redis_ok = True
                 self.published += len(batch)
 
-    async def _send(self, batch: list[bytes], dead: list[dict[str, str | int | bytes]]) -> None:
+    async def _send(
+        self, batch: list[bytes], meta: list[tuple[str, int] | None], side: list[Side], marks: dict[str, int],
+    ) -> None:
         """One write of every packed XADD, then every reply: redis-py's pipeline costs ~25 µs a command in
         Python, this ~6 µs. An error reply or a broken connection drops the connection (its replies are out
-        of step) and raises with `confirmed` set to the entries Redis acknowledged, so only the rest is retried."""
-        payload = b"".join(batch)
-        if dead:
+        of step) and raises with `confirmed` set to the entries Redis acknowledged, so only the rest is retried.
+
+        The write starts with `XINFO STREAM` (the stream as it was before this batch: we are its only writer)
+        and ends with the newest trade time per symbol, so neither costs a round trip of its own."""
+        if side:
             pipe = self.r.pipeline(transaction=False)
-            for fields in dead:
-                pipe.xadd(keys.DEAD_LETTER_STREAM, fields, maxlen=DEAD_LETTER_MAXLEN, approximate=True)  # type: ignore[arg-type]
-            await pipe.execute()
+            for stream, fields, maxlen in side:
+                pipe.xadd(stream, fields, maxlen=maxlen, approximate=False)  # type: ignore[arg-type]
+            try:
+                await pipe.execute()
+            except BaseException as exc:
+                exc.confirmed = 0  # type: ignore[attr-defined]
+                raise
         if not batch:
             return
+        tail: list[bytes] = []
+        if marks and self.last_trade_key:
+            marks_flat = [x for kv in marks.items() for x in kv]
+            tail.append(hiredis.pack_command((b"HSET", self.last_trade_key, *marks_flat)))  # type: ignore[arg-type]
+        payload = b"".join([self._info_cmd, *batch, *tail])
         conn = await self.r.connection_pool.get_connection()
         confirmed = 0
         try:
             await conn.send_packed_command(payload, check_health=False)
+            before = await self._read_state(conn)
+            lost = self.watch.check(before)
+            ids = []
             for _ in batch:
-                await conn.read_response()
+                ids.append(await conn.read_response())
                 confirmed += 1
+            for _ in tail:
+                await conn.read_response()
         except BaseException as exc:
             await conn.disconnect()
             exc.confirmed = confirmed  # type: ignore[attr-defined]
+            exc.side_done = True  # type: ignore[attr-defined]
+            if confirmed:
+                self.watch.confirmed(before, ids, meta)
             raise
         finally:
             await self.r.connection_pool.release(conn)
+        self.watch.confirmed(before, ids, meta)
+        if lost is not None:
+            await self._rewound(lost)
+
+    async def _read_state(self, conn: Any) -> StreamState:
+        try:
+            reply = await conn.read_response()
+        except ResponseError as exc:
+            if "no such key" not in str(exc).lower():
+                raise
+            reply = None  # the stream is gone: nothing was ever added, as far as Redis knows
+        return stream_state(reply)
+
+    async def check_rewind(self) -> None:
+        """Between batches (housekeeping): has Redis gone back in time since our last confirmed write?"""
+        async with self._lock:
+            try:
+                reply: Any = await self.r.execute_command("XINFO", "STREAM", self.stream, NEVER_DECODE=True)
+            except ResponseError as exc:
+                if "no such key" not in str(exc).lower():
+                    raise
+                reply = None
+            lost = self.watch.check(stream_state(reply))
+            if lost is not None:
+                await self._rewound(lost)
+
+    async def _rewound(self, lost: Lost) -> None:
+        log.error("REDIS WENT BACK IN TIME: %s", lost.describe())
+        if self.on_rewind is not None:
+            self.on_rewind(lost)
+        # a Redis that lost everything lost the consumer groups too
+        await ensure_groups(self.r, self.stream, keys.TICK_GROUPS)
 
     async def record_gap(self, symbol: str, start_ms: int, end_ms: int, reason: str, venue: str) -> None:
-        await self.r.xadd(
-            keys.GAPS_STREAM,
-            {"start_ms": start_ms, "end_ms": end_ms, "symbols": symbol, "reason": reason, "venue": venue},
-            maxlen=10_000, approximate=True,
-        )
+        self.gap(symbol, start_ms, end_ms, reason, venue)
+        await self.flush()
 
     async def trim(self) -> None:
         """Trim the oldest entries beyond the bound that every group has acknowledged."""

@@ -20,6 +20,16 @@ TICK_GROUPS = (CANDLES_GROUP, ANALYTICS_GROUP)
 ALERT_RULES = "alerts:rules"  # hash: rule id -> rule JSON
 
 
+def last_trade_key(venue: str) -> str:
+    """Hash: symbol -> trade time (ms) of the newest trade live ingest published, so a restart knows what it missed."""
+    return f"ingest:last_trade:{venue}"
+
+
+def clean_stop_key(venue: str) -> str:
+    """String: set (to the stop time, ms) when live ingest stopped cleanly, deleted when it starts."""
+    return f"ingest:clean_stop:{venue}"
+
+
 def status_key(process: str) -> str:
     """Status record of one process (JSON string with a short TTL, refreshed every second)."""
     return f"status:{process}"

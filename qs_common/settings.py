@@ -102,8 +102,9 @@ class Settings(BaseSettings):
     kline_check_weight: int = Field(200, ge=1, le=6_000, description="REST weight per minute the check may use")
 
     # Edge validation and bounded inputs
+    # up to ten years: old recordings played through a live-like feed (tests, demos) need a wide window
     tick_max_skew_s: float = Field(
-        86_400.0, gt=0, le=30 * 86_400, description="a tick's exchange time must lie this close to its receive time"
+        86_400.0, gt=0, le=3_650 * 86_400, description="a tick's exchange time must lie this close to its receive time"
     )
     api_max_body_mb: float = Field(50.0, gt=0, le=1_024, description="largest request body the API reads")
     import_max_rows: int = Field(1_000_000, ge=1, le=50_000_000)

@@ -19,6 +19,10 @@ from websockets.asyncio.server import ServerConnection, serve
 from tests.conftest import free_port
 from tests.recordings import frames
 
+# The recordings are from 2024-08-08 and the live source stamps frames with today's clock: ingest against this
+# server needs a receive-time window that reaches back to them (ten years at most, TICK_MAX_SKEW_S's bound).
+RECORDED_SKEW_ENV = {"TICK_MAX_SKEW_S": str(3_650 * 86_400)}
+
 
 @dataclass
 class Script:

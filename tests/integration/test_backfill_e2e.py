@@ -17,7 +17,7 @@ import pytest
 import redis
 
 from tests.conftest import BTC_KLINES_1M, BTC_RECORDING, ETH_RECORDING, free_port, python_module, service_env
-from tests.integration.binance_ws import BinanceWsServer, Script
+from tests.integration.binance_ws import RECORDED_SKEW_ENV, BinanceWsServer, Script
 from tests.integration.klines_server import Kline, KlinesServer, fixture_book
 from tests.integration.procs import Proc, WorkerProc, drained, status, wait_for
 from tests.recordings import frames, trades
@@ -193,7 +193,7 @@ def test_dropped_connection_gap_is_repaired_from_rest(tmp_path: Path, redis_serv
             worker.wait_healthy()
             ingest = Proc(python_module("ingest"), service_env(
                 redis_server.url, SOURCE="binance", BINANCE_WS_URL=ws.url, SYMBOLS="btcusdt,ethusdt",
-                STALE_FEED_S="60"), tmp_path / "ingest.log")
+                STALE_FEED_S="60", **RECORDED_SKEW_ENV), tmp_path / "ingest.log")
             wait_for(ws.done.is_set, 60, "the WebSocket server to send every frame")
             wait_for(lambda: r.xlen("stream:gaps") == 2, 30, "ingest to record the gap of each symbol")
             gaps = [{k.decode(): v.decode() for k, v in f.items()} for _, f in r.xrange("stream:gaps")]

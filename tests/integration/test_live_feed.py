@@ -7,7 +7,7 @@ import json
 import pytest
 
 from tests.conftest import BTC_RECORDING, ETH_RECORDING, python_module, service_env
-from tests.integration.binance_ws import BinanceWsServer, Script
+from tests.integration.binance_ws import RECORDED_SKEW_ENV, BinanceWsServer, Script
 from tests.integration.procs import Proc, WorkerProc, drained, status, wait_for
 from tests.recordings import trades
 
@@ -19,7 +19,8 @@ TOTAL_TICKS = 9757 + 28040 + 6106 + 24077
 def start_ingest(redis_url: str, ws: BinanceWsServer, log, **env: str) -> Proc:
     return Proc(
         python_module("ingest"),
-        service_env(redis_url, **({"SOURCE": "binance", "BINANCE_WS_URL": ws.url, "SYMBOLS": "btcusdt,ethusdt"} | env)),
+        service_env(redis_url, **({"SOURCE": "binance", "BINANCE_WS_URL": ws.url, "SYMBOLS": "btcusdt,ethusdt"}
+                                   | RECORDED_SKEW_ENV | env)),
         log,
     )
 
