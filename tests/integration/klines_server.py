@@ -187,3 +187,21 @@ def fixture_book(kline_csv: Path, recordings: list[Path], trades_since_ms: int) 
         ts = trades(path)
         book[(ts[0]["s"], "1s")] = klines_from_trades(ts, 1_000, trades_since_ms)
     return book
+
+
+def recorded_book(kline_csv: Path, recordings: list[Path], trades_since_ms: int) -> dict[tuple[str, str], list[Kline]]:
+    """`fixture_book` plus 1m and 5m klines of the symbols without an official CSV (ETHUSDT), built from the
+    recorded trades for the minutes the recordings hold whole (from `trades_since_ms` to the last full one)."""
+    from tests.recordings import trades
+
+    book = fixture_book(kline_csv, recordings, trades_since_ms)
+    for path in recordings:
+        ts = trades(path)
+        symbol = ts[0]["s"]
+        if (symbol, "1m") in book:
+            continue
+        newest = max(t["T"] for t in ts)
+        whole = [k for k in klines_from_trades(ts, 60_000, trades_since_ms) if k[6] < newest - newest % 60_000]
+        book[(symbol, "1m")] = whole
+        book[(symbol, "5m")] = aggregate(whole, 300_000)
+    return book

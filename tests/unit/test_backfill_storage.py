@@ -86,6 +86,8 @@ def test_differing_or_more_complete_live_and_import_rows_are_kept(store: CandleS
     full = live_minute(store, T0)
     store.import_candles("BTCUSDT", "1m", pl.DataFrame({
         "open_time": [T0 + M], "open": ["5"], "high": ["5"], "low": ["5"], "close": ["5"], "volume": ["1"],
+        # an import's optional columns come checked, null where the file did not know them
+        "quote_volume": [None], "trades": [None], "taker_buy_volume": [None], "taker_buy_quote_volume": [None],
     }).with_columns(pl.col("open", "high", "low", "close", "volume").cast(pl.Decimal(38, 8))))
     fewer = as_rest(full)
     fewer[8] = int(full["trades"]) - 1  # type: ignore[call-overload]

@@ -73,6 +73,8 @@ class KlinesClient:
         self.http = httpx.Client(base_url=base_url, timeout=timeout_s, headers={"user-agent": "quant-stream"})
         self.stats = ClientStats()
         self._minute = -1
+        # the backfill thread and the API's on-demand kline check share one budget: one request at a time
+        self._lock = threading.Lock()
 
     def close(self) -> None:
         self.http.close()
@@ -97,6 +99,10 @@ class KlinesClient:
 
     def fetch(self, symbol: str, interval: str, start_ms: int, end_ms: int, limit: int = PAGE_LIMIT) -> list[Any]:
         """One page: klines with open time in [start_ms, end_ms], oldest first, as Binance's JSON arrays."""
+        with self._lock:
+            return self._fetch(symbol, interval, start_ms, end_ms, limit)
+
+    def _fetch(self, symbol: str, interval: str, start_ms: int, end_ms: int, limit: int) -> list[Any]:
         params: dict[str, str | int] = {
             "symbol": symbol, "interval": interval, "startTime": start_ms, "endTime": end_ms, "limit": limit,
         }

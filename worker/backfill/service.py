@@ -10,6 +10,10 @@ is closed, and may come from REST, once its close time is before "now".
   the record is acknowledged once every closed candle of them is stored (the rest stays a durable job).
 - Holes: every few seconds the 1m history in the look-back window is scanned; a missing run of minutes,
   e.g. where live data resumed after a stop, gives jobs for its time span at every interval.
+- The kline check (`kline_check`, setting `KLINE_CHECK`): every closed live 1m candle compared with its
+  kline and repaired from it; its follow-up jobs (origin `kline-check`) repair the 1s and 5m candles of a
+  repaired minute. It runs in this thread, sharing the client and its budget, also when `BACKFILL_ENABLED`
+  is off (then this thread runs only the check and its follow-ups).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from qs_common.settings import Settings
 from worker.backfill import plan
 from worker.backfill.client import PAGE_LIMIT, VENUE_INTERVALS, FetchError, KlinesClient, RejectedRequest, Stopped
 from worker.backfill.gaps import Gap, GapReader
+from worker.backfill.kline_check import CHECK_EVERY_S, KlineCheck
 from worker.backfill.klines import KlineError, klines_frame
 from worker.backfill.plan import HOLE_INTERVAL, Job
 from worker.backfill.storage import RestCandleStore, WriteResult
@@ -35,7 +40,8 @@ log = logging.getLogger(__name__)
 
 SCAN_EVERY_S = 2.0
 RETRY_FAILED_JOB_S = 30.0
-_ORIGIN_ORDER = {"startup": 0, "gap": 1, "hole": 2}
+_ORIGIN_ORDER = {"startup": 0, "gap": 1, "kline-check": 2, "hole": 3}
+CHECK_ORIGIN = "kline-check"
 
 
 class BackfillService:
@@ -49,7 +55,10 @@ class BackfillService:
         # Read before the candle consumer starts: what the last run left is what start-up must extend.
         self.startup_last = self.rest.last_open_times()
         self.now_ms = self.rest.newest_trade_ms()
-        self.jobs: list[Job] = self.rest.load_jobs()
+        self.backfill_on = settings.backfill_enabled
+        self.check_on = settings.kline_check_on
+        # without backfill only the kline check's own follow-up jobs are resumed
+        self.jobs: list[Job] = [j for j in self.rest.load_jobs() if self.backfill_on or j.origin == CHECK_ORIGIN]
         self.gaps: dict[str, tuple[Gap, list[Job]]] = {}
         self.planned = False
         self.seen_holes: set[tuple[str, int, int]] = set()
@@ -64,13 +73,17 @@ class BackfillService:
         self.last_error: str | None = None
         self._last_scan = 0.0
         self.scans = 0
+        self.check = KlineCheck(settings, self.rest, self.intervals, self.lookback_ms)
+        self._last_check = 0.0
 
     # -- lifecycle -------------------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
         s = self.settings
         self.client = KlinesClient(s.rest_url, s.venue, s.rest_weight_limit, stop)
-        log.info("backfill from %s (%s), look-back %g h, intervals %s", s.rest_url, s.venue.value,
-                 s.backfill_lookback_h, ",".join(self.intervals))
+        log.info("backfill %s from %s (%s), look-back %g h, intervals %s; kline check %s",
+                 "on" if self.backfill_on else "off", s.rest_url, s.venue.value, s.backfill_lookback_h,
+                 ",".join(self.intervals),
+                 f"on, {s.kline_check_delay_s:g} s after close" if self.check_on else "off")
         try:
             while not stop.is_set():
                 try:
@@ -84,7 +97,8 @@ class BackfillService:
                 if not busy:
                     stop.wait(0.5)
         finally:
-            self.client.close()
+            client, self.client = self.client, None
+            client.close()
 
     def _set_state(self, state: str) -> None:
         if state != self.state:
@@ -103,22 +117,32 @@ class BackfillService:
         if self.now_ms is None:
             self._set_state("waiting-for-data")
             return False
-        if not self.planned:
-            self._plan_startup(self.now_ms)
-        for gap in self.gap_reader.read():
-            self._add_gap(gap, self.now_ms)
-        if time.monotonic() - self._last_scan > SCAN_EVERY_S:
-            self._last_scan = time.monotonic()
-            self._scan_holes(self.now_ms)
-            self.scans += 1
+        if self.backfill_on:
+            if not self.planned:
+                self._plan_startup(self.now_ms)
+            for gap in self.gap_reader.read():
+                self._add_gap(gap, self.now_ms)
+            if time.monotonic() - self._last_scan > SCAN_EVERY_S:
+                self._last_scan = time.monotonic()
+                self._scan_holes(self.now_ms)
+                self.scans += 1
+        for followup in self.check.take_followups():
+            self._add_job(followup)
         job = self._next_due(self.now_ms)
         if job is not None:
             self._set_state("backfilling" if job.origin == "startup" else "repairing")
             self._fetch_page(job, self.now_ms)
         self._ack_gaps(self.now_ms)
-        if job is None:
+        checked = False
+        if self.check_on and self.client is not None and time.monotonic() - self._last_check > CHECK_EVERY_S:
+            checked = self.check.step(self.client)
+            # a round that made a request may have more due: look again at once
+            self._last_check = 0.0 if checked else time.monotonic()
+            if checked:
+                self._set_state("checking")
+        if job is None and not checked:
             self._set_state("waiting-for-close" if self.jobs else "idle")
-        return job is not None
+        return job is not None or checked
 
     def _update_now(self) -> None:
         newest = self.now_ms or 0
@@ -198,9 +222,12 @@ class BackfillService:
         # Only closed candles inside the asked range, whatever the server sent.
         closed = frame.filter((frame["open_time"] >= first) & (frame["open_time"] <= last)
                               & (frame["close_time"] < now_ms))
-        result = self.rest.write(closed, now_ms)
-        for name in ("inserted", "replaced", "agreed", "differed"):
-            setattr(self.totals, name, getattr(self.totals, name) + getattr(result, name))
+        repair = job.origin == CHECK_ORIGIN  # the kline is the authority for a minute the check repaired
+        result = self.rest.write(closed, now_ms, reason=job.origin, repair=repair)
+        if repair:
+            self.check.count_followup(result)
+        else:
+            self.totals.add(result)
         full_page = len(rows) >= PAGE_LIMIT
         job.cursor_ms = int(frame["open_time"][-1]) + ms if full_page and len(frame) else last + ms
         self.rest.update_job(job)
@@ -238,4 +265,13 @@ class BackfillService:
             "retries": c.retries if c else 0, "rate_limited": c.rate_limited if c else 0,
             "last_error": self.last_error, "gaps_pending": len(self.gaps), "gaps_filled": self.gaps_filled,
             "holes_found": self.holes_found, "scans": self.scans,
+            "backfill": self.backfill_on, "kline_check": self.check_on, **self.check.status(),
         }
+
+    # -- on demand -------------------------------------------------------------------------------------
+    def verify(self, symbol: str, start_ms: int, end_ms: int) -> dict[str, Any]:
+        """The kline check over [start_ms, end_ms] now (any range, closed minutes), repairing what differs.
+
+        Called from the API's thread; the client serialises requests, the store its writes.
+        """
+        return self.check.verify(self.client, symbol, start_ms, end_ms, self.now_ms)
