@@ -96,3 +96,41 @@ def test_packed_xadd_carries_exactly_the_encoded_fields():
     assert args[:3] == [b"XADD", b"stream:ticks", b"*"]
     fields = dict(zip(args[3::2], args[4::2], strict=True))
     assert codec.decode(fields) == tick
+
+
+FLOAT_SETTINGS = [
+    "REPLAY_SPEED", "SYNTHETIC_RATE", "STALE_FEED_S", "BACKOFF_MAX_S", "TRADE_RETENTION_H", "KALMAN_OBS_NOISE",
+    "KALMAN_INIT_COV", "ADF_EVERY_S", "ANALYTICS_MAX_RATE", "REDIS_WAIT_S", "TICK_MAX_SKEW_S", "API_MAX_BODY_MB",
+    "DEADLETTER_MAX_MB", "KLINE_CHECK_DELAY_S",
+]
+
+
+@pytest.mark.parametrize("var", FLOAT_SETTINGS)
+@pytest.mark.parametrize("value", ["inf", "nan", "-inf", "Infinity"])
+def test_non_finite_numbers_are_refused_naming_the_variable(monkeypatch, capsys, var, value):
+    # `inf` used to be accepted for nine of these: an infinite wait or rate is a typo, never "no limit"
+    monkeypatch.setenv(var, value)
+    with pytest.raises(SystemExit) as stop:
+        load_settings()
+    assert stop.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"invalid setting {var}:"), lines
+
+
+@pytest.mark.parametrize(
+    ("var", "value"),
+    [("TICKS_STREAM", "  "), ("API_HOST", ""), ("DASHBOARD_HOST", " "), ("BATCH_RETRIES", "0"),
+     ("REDIS_WAIT_S", "-1"), ("DEADLETTER_MAX_MB", "0"), ("WORKER_BATCH", "0")],
+)
+def test_empty_names_and_impossible_bounds_are_refused(monkeypatch, capsys, var, value):
+    monkeypatch.setenv(var, value)
+    with pytest.raises(SystemExit):
+        load_settings()
+    assert capsys.readouterr().err.startswith(f"invalid setting {var}:")
+
+
+def test_batch_retries_and_redis_wait_defaults(monkeypatch):
+    for var in ("BATCH_RETRIES", "REDIS_WAIT_S", "DEADLETTER_MAX_MB"):
+        monkeypatch.delenv(var, raising=False)
+    s = Settings()
+    assert s.batch_retries == 3 and s.redis_wait_s == 10 and s.deadletter_max_mb == 64
