@@ -1,6 +1,7 @@
 """The worker's small HTTP API: history from the DuckDB file it alone owns.
 
-GET /health, GET /symbols, GET /candles (json or csv), POST /candles/import (csv, plain or gzip).
+GET /health, GET /symbols, GET /candles (json or csv), POST /candles/import (csv, plain or gzip),
+POST /candles/verify (the kline check on demand: compares a range with Binance's klines and repairs it).
 
 Writes (every method but GET/HEAD/OPTIONS) need `Authorization: Bearer <ACCESS_TOKEN>` when a token is set;
 reads stay open. Bodies are read with a limit (worker/api_body.py); an unexpected error answers 500 with a
@@ -14,6 +15,7 @@ import hmac
 import logging
 import re
 from collections.abc import Callable
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
@@ -120,7 +122,8 @@ class _InternalErrors:
                 await answer(scope, receive, send)
 
 
-def create_app(store: CandleStore, redis_ok: Callable[[], bool], settings: Settings | None = None) -> Starlette:
+def create_app(store: CandleStore, redis_ok: Callable[[], bool], settings: Settings | None = None,
+               verify: Callable[[str, int, int], dict[str, Any]] | None = None) -> Starlette:
     max_body = int((settings.api_max_body_mb if settings else 50.0) * 1_048_576)
     max_rows = settings.import_max_rows if settings else 1_000_000
     token = settings.access_token if settings else ""
@@ -176,12 +179,30 @@ def create_app(store: CandleStore, redis_ok: Callable[[], bool], settings: Setti
         return JSONResponse({"imported": imported, "skipped": skipped, "unit": parsed.unit,
                              "first": parsed.first, "last": parsed.last, "rows": parsed.frame.height})
 
+    async def verify_candles(request: Request) -> JSONResponse:
+        # worker.backfill.kline_check: ValueError is the caller's mistake, RuntimeError "cannot run now"
+        if verify is None:
+            return JSONResponse({"error": "the kline check has no REST source here (SOURCE=synthetic, or "
+                                          "BACKFILL_ENABLED and KLINE_CHECK both off)"}, 503)
+        try:
+            symbol = _symbol(request)
+            q = request.query_params
+            if not q.get("start") or not q.get("end"):
+                raise BadRequest("start, end: both required (open times, inclusive)")
+            start, end = parse_time_ms(q["start"], "start"), parse_time_ms(q["end"], "end")
+            return JSONResponse(await asyncio.to_thread(verify, symbol, start, end))
+        except ValueError as exc:
+            return JSONResponse({"error": str(exc)}, 400)
+        except RuntimeError as exc:
+            return JSONResponse({"error": str(exc)}, 503)
+
     return Starlette(
         routes=[
             Route("/health", health),
             Route("/symbols", symbols),
             Route("/candles", candles),
             Route("/candles/import", import_candles, methods=["POST"]),
+            Route("/candles/verify", verify_candles, methods=["POST"]),
         ],
         middleware=[Middleware(_InternalErrors), Middleware(_WriteAuth, token=token)],
     )

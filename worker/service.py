@@ -56,7 +56,9 @@ class Worker:
             handler = CandleHandler(self.store, self.r, int(settings.trade_retention_h * 3_600_000))
             self._add("candles", keys.CANDLES_GROUP, f"candles-{name}", handler)
             # Not for the synthetic feed: Binance's real klines would be merged into made-up prices.
-            if settings.backfill_enabled and settings.source is not Source.SYNTHETIC:  # before the consumer starts
+            # The kline check runs in the backfill thread, with or without backfill.
+            rest_on = settings.backfill_enabled or settings.kline_check_on
+            if rest_on and settings.source is not Source.SYNTHETIC:  # before the consumer starts
                 self.backfill = BackfillService(settings, self.store, self.r, f"backfill-{name}")
         if role in ("all", "analytics"):
             a_handler = AnalyticsHandler(settings, self.r)
@@ -124,7 +126,8 @@ class Worker:
             self.backfill_thread.start()
         threading.Thread(target=self._status_loop, name="status", daemon=True).start()
         if self.store is not None and api_socket is not None:
-            app = create_app(self.store, self._redis_ok, self.settings)
+            app = create_app(self.store, self._redis_ok, self.settings,
+                             verify=self.backfill.verify if self.backfill is not None else None)
             config = uvicorn.Config(app, host=self.settings.api_host, port=self.settings.api_port,
                                     log_level="warning", access_log=False, lifespan="off")
             self.server = uvicorn.Server(config)

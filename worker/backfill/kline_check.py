@@ -47,7 +47,11 @@ DETAILS_MAX = 1_000
 
 
 class VerifyError(ValueError):
-    """An on-demand check that cannot run as asked (bad range, no client yet)."""
+    """An on-demand check asked wrongly (bad range, a symbol the venue refuses): the caller's mistake."""
+
+
+class CheckUnavailable(RuntimeError):
+    """The on-demand check cannot run now (the backfill thread has no client or no data yet)."""
 
 
 @dataclass
@@ -190,9 +194,13 @@ class KlineCheck:
 
     def verify(self, client: KlinesClient | None, symbol: str, start_ms: int, end_ms: int,
                now_ms: int | None) -> dict[str, Any]:
-        """The same check on demand over [start_ms, end_ms] (open times, inclusive): closed minutes only."""
+        """The same check on demand over [start_ms, end_ms] (open times, inclusive): closed minutes only.
+
+        Raises `VerifyError` for a bad request, `CheckUnavailable` or `FetchError` (both RuntimeError) when
+        it cannot run now.
+        """
         if client is None or now_ms is None:
-            raise VerifyError("the kline check is not running yet (no client or no data)")
+            raise CheckUnavailable("the kline check is not running yet (no REST client or no data yet)")
         first = plan.align_up(start_ms, MINUTE)
         last = min(plan.align_down(end_ms, MINUTE), plan.last_closed_open(now_ms, MINUTE))
         if end_ms < start_ms:
@@ -206,7 +214,10 @@ class KlineCheck:
             if self.rest.live_count(symbol, INTERVAL, page, page_last) == 0:
                 continue
             self._budget(client.weight)  # counted; an asked-for check is not deferred
-            result, unverified = self._check_range(client, symbol, page, page_last, now_ms, "verify")
+            try:
+                result, unverified = self._check_range(client, symbol, page, page_last, now_ms, "verify")
+            except RejectedRequest as exc:
+                raise VerifyError(str(exc)) from None
             out["checked"] += result.agreed + result.replaced
             out["mismatches"] += result.replaced
             out["repaired"] += result.replaced
