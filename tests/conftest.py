@@ -86,9 +86,10 @@ def r(redis_server: RedisServer) -> Iterator[redis.Redis]:
 def service_env(redis_url: str, data_dir: Path | None = None, **extra: str) -> dict[str, str]:
     """Environment for a subprocess of ours: this interpreter's path, test-friendly settings."""
     env = {k: v for k, v in os.environ.items() if k not in {"SOURCE", "SYMBOLS", "PAIRS", "REPLAY_FILES"}}
-    # No backfill unless a test asks for it: there is no Binance here, and its REST candles would mix in.
+    # No backfill and no kline check unless a test asks for them: there is no Binance here, and its REST
+    # candles would mix in.
     env.update(REDIS_URL=redis_url, PYTHONPATH=str(ROOT), LOG_LEVEL="INFO", PYTHONUNBUFFERED="1",
-               BACKFILL_ENABLED="false")
+               BACKFILL_ENABLED="false", KLINE_CHECK="false")
     if data_dir is not None:
         env["DATA_DIR"] = str(data_dir)
     env.update(extra)
