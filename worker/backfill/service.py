@@ -135,11 +135,10 @@ class BackfillService:
         self._ack_gaps(self.now_ms)
         checked = False
         if self.check_on and self.client is not None and time.monotonic() - self._last_check > CHECK_EVERY_S:
+            # not a state of its own: a round a minute would log two lines a minute; the counters show it
             checked = self.check.step(self.client)
             # a round that made a request may have more due: look again at once
             self._last_check = 0.0 if checked else time.monotonic()
-            if checked:
-                self._set_state("checking")
         if job is None and not checked:
             self._set_state("waiting-for-close" if self.jobs else "idle")
         return job is not None or checked
