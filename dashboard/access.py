@@ -20,10 +20,13 @@ def token_matches(given: str, expected: str) -> bool:
     return bool(expected) and hmac.compare_digest(given.encode(), expected.encode())
 
 
-def gate(cfg: Settings) -> None:
-    """Return when the session may see the app; otherwise draw the login form and stop the script."""
-    if not cfg.access_token or st.session_state.get(_PASSED):
-        return
+def locked(cfg: Settings) -> bool:
+    """True while this session must still give the token."""
+    return bool(cfg.access_token) and not st.session_state.get(_PASSED)
+
+
+def login_form(cfg: Settings) -> None:
+    """Draw the password form; on the right token remember the session and rerun, else stop the script here."""
     st.title("Quant-Stream")
     with st.form("access_gate"):
         given = st.text_input("Access token", type="password", key="access_token_input")

@@ -26,26 +26,27 @@ except data.Unavailable as exc:
     st.error(md(exc))
     st.stop()
 
-access.gate(cfg)
+PAGES_BY_SECTION = {
+    "Live": [
+        st.Page(PAGES / "live_pair.py", title="Live pair", icon=":material/bolt:", default=True),
+        st.Page(PAGES / "markets.py", title="Markets", icon=":material/public:"),
+        st.Page(PAGES / "adf.py", title="ADF test", icon=":material/science:"),
+    ],
+    "Data": [
+        st.Page(PAGES / "history.py", title="History and export", icon=":material/history:"),
+        st.Page(PAGES / "upload.py", title="Upload", icon=":material/upload_file:"),
+    ],
+    "Operate": [
+        st.Page(PAGES / "alerts.py", title="Alerts", icon=":material/notifications:"),
+        st.Page(PAGES / "system.py", title="System", icon=":material/monitor_heart:"),
+    ],
+}
+# The navigation exists (hidden) behind the login gate too, so a deep link such as /system survives signing in.
+locked = access.locked(cfg)
+nav = st.navigation(PAGES_BY_SECTION, position="hidden" if locked else "sidebar")
+if locked:
+    access.login_form(cfg)  # stops the script
 
 st.session_state["_controls"] = sidebar.render(cfg)
 alerts_feed.watch(st.session_state["_controls"])
-
-nav = st.navigation(
-    {
-        "Live": [
-            st.Page(PAGES / "live_pair.py", title="Live pair", icon=":material/bolt:", default=True),
-            st.Page(PAGES / "markets.py", title="Markets", icon=":material/public:"),
-            st.Page(PAGES / "adf.py", title="ADF test", icon=":material/science:"),
-        ],
-        "Data": [
-            st.Page(PAGES / "history.py", title="History and export", icon=":material/history:"),
-            st.Page(PAGES / "upload.py", title="Upload", icon=":material/upload_file:"),
-        ],
-        "Operate": [
-            st.Page(PAGES / "alerts.py", title="Alerts", icon=":material/notifications:"),
-            st.Page(PAGES / "system.py", title="System", icon=":material/monitor_heart:"),
-        ],
-    }
-)
 nav.run()

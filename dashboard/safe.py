@@ -3,7 +3,8 @@
 Streamlit renders the body of `st.markdown`, `st.caption`, `st.error`, `st.toast`, titles and widget labels as
 Markdown (links, bare URLs, `:red[...]` directives, LaTeX); a symbol column like `[x](http://evil.example)` would
 become a link. `md` escapes the ASCII punctuation that markup is made of (CommonMark allows a backslash before
-any of them), so the text reads the same and nothing in it is markup. Plotly's titles and trace names take a little
+any of them) and breaks bare URLs and e-mail addresses with an invisible word joiner, so the text reads the
+same and nothing in it is markup. Plotly's titles and trace names take a little
 HTML (`<a href>` included), so `plotly` escapes the three characters that start it.
 
 `csv_text` is the one way a frame becomes a download: a cell (or header) that starts with = + - @, tab or CR
@@ -21,6 +22,11 @@ import pandas as pd
 # Every ASCII punctuation character that can start or shape markup (links, emphasis, code, HTML, directives,
 # LaTeX, autolinks via ':' '@' and '.'); , ; ' " ? % / are left alone: they start nothing.
 _MD_SPECIAL = re.compile("([" + re.escape(string.punctuation.translate(str.maketrans("", "", ",;'\"?%/"))) + "])")
+# Streamlit's GFM turns bare URLs and e-mail addresses into links after escapes are resolved, so escaping
+# cannot stop them: an invisible WORD JOINER after "scheme:", "www" and "@" breaks the pattern, the text
+# reads the same.
+_JOINER = "\u2060"
+_AUTOLINK = re.compile(r"(?i)[a-z][a-z0-9+.-]*:|\bwww(?=\.)|@")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
 _NUMBER_RE = re.compile(_NUMBER)
@@ -29,7 +35,7 @@ _NUMBER_RE = re.compile(_NUMBER)
 def md(value: object) -> str:
     """`value` as Markdown that renders as exactly its text (one line: line breaks become spaces)."""
     text = " ".join(str(value).splitlines())
-    return _MD_SPECIAL.sub(r"\\\1", text)
+    return _MD_SPECIAL.sub(r"\\\1", _AUTOLINK.sub("\\g<0>" + _JOINER, text))
 
 
 def plotly(value: object) -> str:

@@ -75,7 +75,9 @@ class WorkerApi:
     pages show can be checked against the fixture.
     """
 
-    def __init__(self, candles: dict[str, list[dict[str, str]]], redis_url: str) -> None:
+    def __init__(
+        self, candles: dict[str, list[dict[str, str]]], redis_url: str, env: dict[str, str] | None = None
+    ) -> None:
         from worker.api import parse_import_csv
         from worker.store import CandleStore
 
@@ -90,7 +92,7 @@ class WorkerApi:
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         env = {**os.environ, "REDIS_URL": redis_url, "DATA_DIR": str(self.dir / "data"), "API_PORT": str(port),
-               "BACKFILL_ENABLED": "false", "PYTHONPATH": str(ROOT)}
+               "BACKFILL_ENABLED": "false", "PYTHONPATH": str(ROOT), **(env or {})}
         self._log = (self.dir / "worker.log").open("wb")
         self.proc = subprocess.Popen([sys.executable, "-m", "worker", "--role", "candles"], env=env,
                                      stdout=self._log, stderr=subprocess.STDOUT)
@@ -296,6 +298,29 @@ class Chromium:
             time.sleep(0.25)
         page = self.evaluate("location.href + ' :: ' + (document.body ? document.body.innerText.slice(0, 500) : '')")
         raise TimeoutError(f"{expression!r} stayed falsy ({value!r}); page: {page}")
+
+    def set_files(self, selector: str, paths: list[Path]) -> None:
+        """Choose files for an <input type=file>, as the file dialog would."""
+        root = self.call("DOM.getDocument", depth=0)["root"]["nodeId"]
+        node = self.call("DOM.querySelector", nodeId=root, selector=selector)["nodeId"]
+        if not node:
+            raise RuntimeError(f"no element matches {selector!r}")
+        self.call("DOM.setFileInputFiles", nodeId=node, files=[str(p) for p in paths])
+
+    def type_into(self, selector: str, text: str) -> None:
+        """Focus an input and type into it as a user would (React sees real input events)."""
+        self.evaluate(f"document.querySelector({json.dumps(selector)}).focus()")
+        self.call("Input.insertText", text=text)
+
+    def allow_downloads(self, folder: Path) -> None:
+        """Save downloads into `folder` without asking."""
+        self.call("Browser.setDownloadBehavior", behavior="allow", downloadPath=str(folder))
+
+    def click_button(self, label: str) -> None:
+        """Click the first button whose text contains `label`, once it is there."""
+        find = f"Array.from(document.querySelectorAll('button')).find(b => b.innerText.includes({json.dumps(label)}))"
+        self.wait_for(f"!!{find}")
+        self.evaluate(f"{find}.click()")
 
     def screenshot(self, path: Path) -> None:
         height = int(self.evaluate("Math.max(document.body.scrollHeight, 2400)") or 2400)

@@ -343,5 +343,5 @@ def test_user_text_is_escaped_where_streamlit_renders_markdown(services: tuple[r
     at.file_uploader(key="upload_files").upload("evil.csv", body).run()
     assert not at.exception
     shown = [s.value for s in at.success] + [s.value for s in at.subheader]
-    assert any(r"\[X\]\(HTTP\://EVIL\.EXAMPLE\)" in v for v in shown)
+    assert any(r"\[X\]\(HTTP\:" + "\u2060" + r"//EVIL\.EXAMPLE\)" in v for v in shown)
     assert not any("[X](HTTP" in v for v in shown)

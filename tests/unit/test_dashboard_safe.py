@@ -92,7 +92,9 @@ def test_every_download_button_goes_through_csv_text() -> None:
 
 
 def test_markdown_and_plotly_escaping() -> None:
-    assert md("[x](http://evil.example)") == r"\[x\]\(http\://evil\.example\)"
+    j = "\u2060"  # an invisible word joiner breaks bare URLs and e-mail addresses, which GFM links after escapes
+    assert md("[x](http://evil.example)") == r"\[x\]\(http\:" + j + r"//evil\.example\)"
+    assert md("a@b.example www.evil.example") == r"a\@" + j + r"b\.example www" + j + r"\.evil\.example"
     assert md(":red[alert] $x$ **b** <a>\nline") == r"\:red\[alert\] \$x\$ \*\*b\*\* \<a\> line"
     assert md("symbols BTCUSDT, ETHUSDT") == "symbols BTCUSDT, ETHUSDT"
     assert plotly('<a href="http://evil.example">x</a>') == '&lt;a href="http://evil.example"&gt;x&lt;/a&gt;'
