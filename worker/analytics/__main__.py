@@ -1,5 +1,6 @@
-"""`python -m worker.analytics --input IN.csv --window N ... --output OUT.csv` (see `batch`)."""
+"""`python -m worker.analytics --input IN.csv --window N ... --output OUT.csv` (see `batch`), and the
+subcommands `backtest` and `garch` (see `cli_research`)."""
 
-from worker.analytics.batch import main
+from worker.analytics.cli_research import main
 
 raise SystemExit(main())

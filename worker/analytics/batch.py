@@ -21,8 +21,7 @@ from pathlib import Path
 from typing import TextIO
 
 from worker.analytics.kalman import KalmanHedge
-from worker.analytics.ols import RollingOLS
-from worker.analytics.spread import SpreadZScore
+from worker.analytics.olsz import OLSZStepper
 
 REQUIRED = ("time", "x", "y")
 OUTPUT = (
@@ -62,9 +61,8 @@ def run(src: TextIO, dst: TextIO, window: int, delta: float, obs_noise: float, i
         raise InputError(f"row 1 (header): missing column(s) {', '.join(missing)}; need {','.join(REQUIRED)}")
     writer = csv.writer(dst, lineterminator="\n")
     writer.writerow([*header, *OUTPUT])
-    ols = RollingOLS(window)
+    olsz = OLSZStepper(window)
     kalman = KalmanHedge(delta, obs_noise, init_cov)
-    zs = SpreadZScore(window)
     rows = 0
     for i, row in enumerate(reader, start=2):  # row numbers as a spreadsheet shows them: header is row 1
         if None in row:
@@ -72,15 +70,9 @@ def run(src: TextIO, dst: TextIO, window: int, delta: float, obs_noise: float, i
         _cell(row, "time", i)
         x = _cell(row, "x", i)
         y = _cell(row, "y", i)
-        fit = ols.update(x, y)
+        o = olsz.update(x, y)
         k = kalman.update(x, y)
-        beta = alpha = r2 = rs = spread = z = None
-        if fit is not None and fit.reason is None:
-            beta, alpha, r2, rs = fit.beta, fit.alpha, fit.r2, fit.resid_std
-            spread = y - beta * x - alpha
-            zr = zs.update(spread)
-            z = zr.z if zr is not None else None
-        out = [beta, alpha, r2, rs, k.beta, k.alpha, k.e, k.s, spread, z]
+        out = [o.beta, o.alpha, o.r2, o.resid_std, k.beta, k.alpha, k.e, k.s, o.spread, o.z]
         writer.writerow([row[c] if row[c] is not None else "" for c in header] + [_num(v) for v in out])
         rows += 1
     return rows

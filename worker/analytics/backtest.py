@@ -1,0 +1,189 @@
+"""Backtest of the z-score pair strategy, by the rules of issue 9 §3 (a contract: follow it to the letter).
+
+Inputs are rows (time, x, y) of close prices. At row t, β_t, α_t and z_t are the batch command's `ols_beta`,
+`ols_alpha` and `zscore_ols` for window N (computed by the same `OLSZStepper`). A z that the batch command
+would write as an empty cell (not yet warm, or nan) is "empty".
+
+* Decisions are taken at row t's close and filled at row t+1's prices; a decision at the last row is never
+  filled. At most one position. No decision (entry or exit, max-hold included) at a row whose z_t is empty.
+* Flat: z_t ≥ E opens SHORT spread, z_t ≤ −E opens LONG; with a stop S nothing opens where |z_t| ≥ S.
+  q = notional / y_{t+1}; with β_t of the signal row, LONG: qty_y = +q, qty_x = −β_t·q; SHORT: the negatives.
+* Exit a LONG when z_t ≥ −X, a SHORT when z_t ≤ X; with S also when |z_t| ≥ S; with K also at the first row
+  (with a z) where t − f ≥ K, f the entry fill row. The exit fill trades the opposite quantities. An exit
+  decided at t is filled at t+1, and the next entry can be decided at t+1 at the earliest.
+* Costs per fill and leg: (fee_bps + slippage_bps)/10⁴ · |qty · price|. Net P&L = Σ legs qty·(exit − entry)
+  − costs of the 4 fills. Equity at t = net P&L of trades closed (exit filled) at or before t + the open
+  position's legs marked at row t's prices − its entry costs. Equity starts at 0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from worker.analytics.olsz import ols_z_series
+
+LONG = "LONG"
+SHORT = "SHORT"
+
+
+@dataclass(frozen=True, slots=True)
+class BacktestParams:
+    window: int
+    entry: float
+    exit: float
+    notional: float
+    fee_bps: float = 0.0
+    slippage_bps: float = 0.0
+    stop: float | None = None
+    max_hold: int | None = None
+
+    def check(self) -> None:
+        """Raise ValueError naming the parameter that makes no sense."""
+        if self.window < 2:
+            raise ValueError(f"window must be >= 2, got {self.window}")
+        if not (math.isfinite(self.entry) and self.entry > 0):
+            raise ValueError(f"entry must be a finite number > 0, got {self.entry}")
+        if not math.isfinite(self.exit):
+            raise ValueError(f"exit must be finite, got {self.exit}")
+        if not (math.isfinite(self.notional) and self.notional > 0):
+            raise ValueError(f"notional must be a finite number > 0, got {self.notional}")
+        for name, v in (("fee_bps", self.fee_bps), ("slippage_bps", self.slippage_bps)):
+            if not (math.isfinite(v) and v >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {v}")
+        if self.stop is not None and not (math.isfinite(self.stop) and self.stop > 0):
+            raise ValueError(f"stop must be a finite number > 0, got {self.stop}")
+        if self.max_hold is not None and self.max_hold < 0:
+            raise ValueError(f"max_hold must be >= 0, got {self.max_hold}")
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    """One closed trade; rows are the rows filled at (0 = first data row), quantities signed at entry."""
+
+    entry_row: int
+    exit_row: int
+    side: str
+    qty_y: float
+    qty_x: float
+    entry_y: float
+    entry_x: float
+    exit_y: float
+    exit_x: float
+    gross_pnl: float
+    costs: float
+    net_pnl: float
+    signal_row: int  # the row whose close decided the entry (entry_row − 1)
+    exit_reason: str  # "exit", "stop", "max_hold"
+
+    @property
+    def holding_rows(self) -> int:
+        return self.exit_row - self.entry_row
+
+
+@dataclass(frozen=True, slots=True)
+class OpenPosition:
+    entry_row: int
+    side: str
+    qty_y: float
+    qty_x: float
+    entry_y: float
+    entry_x: float
+    entry_costs: float
+    signal_row: int
+
+
+@dataclass(frozen=True, slots=True)
+class BacktestResult:
+    trades: list[Trade]
+    equity: list[float]  # one per input row
+    in_position: list[bool]  # a position is held at the row's close (after the row's fills)
+    open_position: OpenPosition | None  # still open after the last row (not in `trades`)
+    traded_value: float  # Σ |qty · price| over every filled leg, for turnover
+
+
+def _empty(v: float | None) -> bool:
+    return v is None or not math.isfinite(v)
+
+
+def run_backtest(
+    x: Sequence[float],
+    y: Sequence[float],
+    p: BacktestParams,
+    beta: Sequence[float | None] | None = None,
+    z: Sequence[float | None] | None = None,
+    first_decision_row: int = 0,
+) -> BacktestResult:
+    """Apply the rules to close prices x, y (> 0). β and z default to the batch command's OLS columns.
+
+    `first_decision_row` lets a walk-forward test trade only its second part while the rolling window
+    warms up on the first (no decision is taken before it).
+    """
+    p.check()
+    n = len(x)
+    if len(y) != n:
+        raise ValueError(f"x has {n} rows but y has {len(y)}")
+    if beta is None or z is None:
+        rows = ols_z_series(list(x), list(y), p.window)
+        beta = [r.beta for r in rows]
+        z = [r.z for r in rows]
+    cost_rate = (p.fee_bps + p.slippage_bps) / 1e4
+    E, X, S, K = p.entry, p.exit, p.stop, p.max_hold
+    trades: list[Trade] = []
+    equity: list[float] = []
+    held: list[bool] = []
+    closed_pnl = 0.0
+    traded = 0.0
+    pos: OpenPosition | None = None
+    pending_entry: tuple[str, float, int] | None = None  # (side, β of the signal row, signal row)
+    pending_exit: str | None = None  # the exit reason
+    for t in range(n):
+        xt, yt = x[t], y[t]
+        if pending_entry is not None:
+            side, b, sig = pending_entry
+            q = p.notional / yt
+            qy, qx = (q, -b * q) if side == LONG else (-q, b * q)
+            c = cost_rate * (abs(qy * yt) + abs(qx * xt))
+            traded += abs(qy * yt) + abs(qx * xt)
+            pos = OpenPosition(t, side, qy, qx, yt, xt, c, sig)
+            pending_entry = None
+        elif pending_exit is not None and pos is not None:
+            gross = pos.qty_y * (yt - pos.entry_y) + pos.qty_x * (xt - pos.entry_x)
+            exit_costs = cost_rate * (abs(pos.qty_y * yt) + abs(pos.qty_x * xt))
+            traded += abs(pos.qty_y * yt) + abs(pos.qty_x * xt)
+            costs = pos.entry_costs + exit_costs
+            trades.append(
+                Trade(pos.entry_row, t, pos.side, pos.qty_y, pos.qty_x, pos.entry_y, pos.entry_x, yt, xt,
+                      gross, costs, gross - costs, pos.signal_row, pending_exit)
+            )  # fmt: skip
+            closed_pnl += gross - costs
+            pos = None
+            pending_exit = None
+        if pos is None:
+            equity.append(closed_pnl)
+        else:
+            mark = pos.qty_y * (yt - pos.entry_y) + pos.qty_x * (xt - pos.entry_x)
+            equity.append(closed_pnl + mark - pos.entry_costs)
+        held.append(pos is not None)
+        zt = z[t]
+        if zt is None or not math.isfinite(zt) or t == n - 1 or t < first_decision_row:
+            continue  # no decision on an empty z; one at the last row would never be filled
+        if pos is None:
+            if S is not None and abs(zt) >= S:
+                continue
+            bt = beta[t]
+            if bt is None or not math.isfinite(bt):
+                continue
+            if zt >= E:
+                pending_entry = (SHORT, bt, t)
+            elif zt <= -E:
+                pending_entry = (LONG, bt, t)
+        else:
+            if S is not None and abs(zt) >= S:
+                pending_exit = "stop"
+            elif (pos.side == LONG and zt >= -X) or (pos.side == SHORT and zt <= X):
+                pending_exit = "exit"
+            elif K is not None and t - pos.entry_row >= K:
+                pending_exit = "max_hold"
+    return BacktestResult(trades, equity, held, pos, traded)
