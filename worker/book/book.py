@@ -60,10 +60,13 @@ class _Side:
     def load(self, levels: Iterable[LevelText]) -> None:
         self.clear()
         sign = self.sign
-        for price, qty in levels:
-            if not is_zero(qty):
-                self.levels[sign * scaled(price)] = (price, qty)
-        self.keys = sorted(self.levels)
+        book = self.levels
+        for price, qty in levels:  # as a diff would: a later entry for the same price wins, 0 removes
+            if is_zero(qty):
+                book.pop(sign * scaled(price), None)
+            else:
+                book[sign * scaled(price)] = (price, qty)
+        self.keys = sorted(book)
 
     def apply(self, levels: Iterable[LevelText]) -> None:
         book, keys, sign = self.levels, self.keys, self.sign
