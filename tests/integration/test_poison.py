@@ -82,7 +82,8 @@ def assert_candles_equal_reference(store: CandleStore, good: list[dict[str, Any]
 
 
 def dead_letters(r: redis.Redis) -> list[dict[str, str]]:
-    return [{k.decode(): v.decode() for k, v in f.items()} for _, f in r.xrange(DEAD)]
+    entries: Any = r.xrange(DEAD)
+    return [{k.decode(): v.decode() for k, v in f.items()} for _, f in entries]
 
 
 def candle_consumer(r: redis.Redis, store: CandleStore, **kw: Any) -> tuple[GroupConsumer, CandleHandler]:

@@ -44,7 +44,8 @@ def assert_api_candles_equal_reference(api: str, good: list[dict[str, Any]]) -> 
 
 def sources(r: redis.Redis) -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
-    for _, f in r.xrange(DEAD):
+    entries: Any = r.xrange(DEAD)
+    for _, f in entries:
         out.setdefault(f[b"source"].decode(), set()).add(f[b"entry_id"].decode())
     return out
 
