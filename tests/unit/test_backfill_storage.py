@@ -119,3 +119,38 @@ def test_jobs_survive_a_reopen(tmp_path) -> None:
         assert RestCandleStore(reopened).load_jobs() == []
     finally:
         reopened.close()
+
+
+def test_repair_mode_replaces_any_differing_live_candle_and_names_the_fields(store: CandleStore) -> None:
+    full = live_minute(store, T0)
+    fewer = live_minute(store, T0 + M, 0.5)
+    store.import_candles("BTCUSDT", "1m", pl.DataFrame({
+        "open_time": [T0 + 3 * M], "open": ["5"], "high": ["5"], "low": ["5"], "close": ["5"], "volume": ["1"],
+        "quote_volume": [None], "trades": [None], "taker_buy_volume": [None], "taker_buy_quote_volume": [None],
+    }).with_columns(pl.col("open", "high", "low", "close", "volume").cast(pl.Decimal(38, 8))))
+    other = CandleStore(store.path.parent / "other.duckdb")  # type: ignore[union-attr]
+    complete = live_minute(other, T0 + M)
+    other.close()
+    wrong_close = as_rest(full)
+    wrong_close[4] = "1.00000000"  # same trades and volumes: the backfill keeps the live candle, the check does not
+    klines = klines_frame("BTCUSDT", "1m", M, [wrong_close, as_rest(complete), rest_row(T0 + 2 * M, "7", 3),
+                                               rest_row(T0 + 3 * M, "9", 9)])
+    rest = RestCandleStore(store)
+    result = rest.write(klines, NOW, reason="kline-check", repair=True, insert=False)
+    assert (result.inserted, result.replaced, result.agreed, result.differed) == (0, 2, 0, 0)
+    assert [(c["open_time"], c["outcome"], c["reason"], c["differed"]) for c in result.changes] == [
+        (T0, "replaced", "kline-check", "close"),
+        (T0 + M, "replaced", "kline-check", "trades,volume,quote_volume" + _rest_of_diff(fewer, complete)),
+    ]
+    got = {r["open_time"]: r for r in rows(store).iter_rows(named=True)}
+    assert got[T0]["close"] == Decimal(1) and got[T0]["source"] == "rest"
+    assert got[T0 + M]["trades"] == complete["trades"]
+    assert T0 + 2 * M not in got  # a missing minute is the hole scan's, not the check's
+    assert got[T0 + 3 * M]["source"] == "import"  # imports are never touched
+    again = rest.write(klines, NOW, reason="kline-check", repair=True, insert=False)
+    assert (again.replaced, again.agreed) == (0, 0)  # REST candles are not compared again
+
+
+def _rest_of_diff(part: dict[str, object], whole: dict[str, object]) -> str:
+    names = ["open", "high", "low", "close", "taker_buy_volume", "taker_buy_quote_volume"]
+    return "".join(f",{n}" for n in names if part[n] != whole[n])
