@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from typing import Any, cast
 
 import httpx
@@ -76,7 +77,13 @@ def redis_call(fn: Any, *args: Any, **kwargs: Any) -> Any:
     try:
         return fn(*args, **kwargs)
     except redis.RedisError as exc:
-        raise Unavailable(f"Redis at {settings().redis_url} is not answering ({type(exc).__name__}).") from None
+        where = redacted(settings().redis_url)
+        raise Unavailable(f"Redis at {where} is not answering ({type(exc).__name__}).") from None
+
+
+def redacted(url: str) -> str:
+    """A URL fit to show a visitor: its password (compose puts REDIS_PASSWORD into REDIS_URL) replaced by ***."""
+    return re.sub(r"^([a-z]+://[^:@/]*:)[^@/]*@", r"\1***@", url)
 
 
 def candles_frame(csv_text: str) -> pd.DataFrame:

@@ -195,3 +195,11 @@ def test_launcher_says_where_it_listens() -> None:
     assert "reachable from your network" in shared and "WARNING" in shared
     guarded = launcher.startup_message(Settings(dashboard_host="0.0.0.0", access_token="t"))  # type: ignore[call-arg]
     assert "WARNING" not in guarded
+
+
+def test_redis_password_is_not_shown_to_visitors() -> None:
+    from dashboard.data import redacted
+
+    assert redacted("redis://:s3cret@redis:6379/0") == "redis://:***@redis:6379/0"
+    assert redacted("redis://user:s3cret@h:1/0") == "redis://user:***@h:1/0"
+    assert redacted("redis://localhost:6379/0") == "redis://localhost:6379/0"
