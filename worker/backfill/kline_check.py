@@ -80,6 +80,7 @@ class KlineCheck:
         self.retry_at: dict[str, float] = {}
         self._lock = threading.Lock()  # counters and follow-ups: the backfill thread and the API's verify
         self._followups: list[Job] = []
+        self._newest: dict[str, int] = {}  # each symbol's newest stored trade time: its clock
         self._minute = -1
         self._spent = 0
 
@@ -109,7 +110,11 @@ class KlineCheck:
 
     def step(self, client: KlinesClient) -> bool:
         """At most one klines request for the symbol whose due minutes wait longest; True when one was made."""
-        newest = self.rest.newest_trade_by_symbol()
+        # only trades newer than the oldest known "now" can move it (new ones come in time order)
+        floor = min(self._newest.values()) if self._newest else None
+        for symbol, t in self.rest.newest_trade_by_symbol(floor).items():
+            self._newest[symbol] = max(t, self._newest.get(symbol, t))
+        newest = self._newest
         due: list[tuple[int, str, int, int]] = []
         pending = 0
         for symbol in self.symbols:

@@ -186,9 +186,12 @@ class RestCandleStore:
         return {str(o): int(n) for o, n in rows}
 
     # -- the kline check ------------------------------------------------------------------------------
-    def newest_trade_by_symbol(self) -> dict[str, int]:
-        """Each symbol's newest stored trade time: the candle consumer has applied everything before it."""
-        rows = self._read("SELECT symbol, max(trade_time_ms) FROM trades GROUP BY symbol")
+    def newest_trade_by_symbol(self, since_ms: int | None = None) -> dict[str, int]:
+        """Each symbol's newest stored trade time (the candle consumer has applied everything before it),
+        among trades from `since_ms` on: the row groups' min/max let DuckDB skip the older ones (a whole
+        48 h table is ~40 ms a scan, a recent slice ~1 ms)."""
+        rows = self._read("SELECT symbol, max(trade_time_ms) FROM trades WHERE trade_time_ms >= ? GROUP BY symbol",
+                          [since_ms if since_ms is not None else -(2**63)])
         return {str(s): int(t) for s, t in rows}
 
     def first_live_open(self, symbol: str, interval: str, since_ms: int) -> int | None:
