@@ -9,11 +9,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from qs_common.settings import Settings, Venue
 from tests.conftest import BTC_KLINES_1M, BTC_RECORDING, ETH_RECORDING
 from tests.integration.klines_server import Kline, KlinesServer, recorded_book
+from tests.integration.procs import WorkerProc
 from tests.recordings import trades
 from worker.backfill.client import KlinesClient
 from worker.backfill.kline_check import KlineCheck, VerifyError
@@ -202,3 +204,15 @@ def test_verify_on_demand_reports_and_repairs_any_range(store: CandleStore, serv
             check.verify(client, "ETHUSDT", 0, now, now)
     finally:
         client.close()
+
+
+def test_verify_without_a_rest_source_is_503_naming_why(tmp_path: Path, redis_server) -> None:
+    # the suite's default worker: no backfill, no kline check (there is no Binance here)
+    worker = WorkerProc(redis_server.url, tmp_path / "data", tmp_path / "worker.log")
+    try:
+        worker.wait_healthy()
+        resp = httpx.post(f"{worker.api}/candles/verify", params={"symbol": "BTCUSDT", "start": T0, "end": T0 + M},
+                          timeout=30)
+        assert resp.status_code == 503 and "KLINE_CHECK" in resp.json()["error"]
+    finally:
+        assert worker.stop() == 0, worker.log()
