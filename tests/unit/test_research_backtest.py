@@ -176,10 +176,10 @@ def test_rules_on_hand_made_z():
     beta = [2.0] * n
     N = None
     #   0  1    2    3    4    5    6    7    8     9    10   11   12    13
-    z = [N, N, 3.5, 2.1, 1.0, -0.1, 0.2, -2.2, -1.0, N, -0.5, 0.0, 1.7, 2.0]
+    z = [N, N, -3.0, 2.1, 1.0, -0.1, 0.2, -2.2, -1.0, N, -0.5, 0.0, 1.7, 2.0]
     p = BacktestParams(5, 2.0, 0.0, 1000.0, 0.0, 0.0, stop=3.0, max_hold=None)
     res = run_backtest(x, y, p, beta, z)
-    # row 2: |z| >= S, no entry; row 3 opens SHORT (filled 4); row 5 z <= 0 exits (filled 6);
+    # row 2: |z| = S exactly, no entry; row 3 opens SHORT (filled 4); row 5 z <= 0 exits (filled 6);
     # row 7 opens LONG (filled 8); row 9 empty: no decision; row 10 z >= 0? no (-0.5); row 11 exits (filled 12);
     # row 13 z >= E but it is the last row: never filled
     assert [(t.side, t.entry_row, t.exit_row, t.signal_row) for t in res.trades] == [
