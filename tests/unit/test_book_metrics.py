@@ -102,3 +102,14 @@ def test_metrics_match_a_fraction_reference(bid_p, ask_p, data):
             assert key not in m
         else:
             assert m[key] == pytest.approx(float(ref), rel=1e-12, abs=1e-12) and m[key] >= 0
+
+
+def test_a_level_exactly_on_the_band_edge_is_inside():
+    book = make([("99.9", "1"), ("99.5", "2"), ("99.49999999", "4")],
+                [("100.1", "1"), ("100.5", "2"), ("100.50000001", "4")])
+    # mid 100: ±50 bps is [99.5, 100.5] inclusive; one unit of 10^-8 further is outside
+    d = depth_within(book, 50)
+    assert d == {"bid_base": 3.0, "bid_quote": 298.9, "ask_base": 3.0, "ask_quote": 301.1}
+    # exact sums, rounded once: 298.9 + 397.99999996 and 301.1 + 402.00000004
+    assert depth_within(book, 1_000) == {"bid_base": 7.0, "bid_quote": 696.89999996,
+                                         "ask_base": 7.0, "ask_quote": 703.10000004}

@@ -47,23 +47,37 @@ def imbalance(book: OrderBook, n: int) -> float | None:
 
 def depth_within(book: OrderBook, bps: int) -> dict[str, float] | None:
     """Base and quote depth of each side within `bps` of the mid; None when a side is empty."""
+    bands = depth_bands(book, (bps,))
+    return None if bands is None else bands[bps]
+
+
+def depth_bands(book: OrderBook, bands_bps: tuple[int, ...]) -> dict[int, dict[str, float]] | None:
+    """`depth_within` for several bands in one walk of each side (a 25 bps band of BTCUSDT is ~1,000 levels)."""
     top = _top(book)
     if top is None:
         return None
-    mid2 = top[0] + top[2]  # 2 * mid: with the factor 2 * 10^4 the band test stays in integers
-    bid_floor = mid2 * (_BPS - bps)
-    ask_cap = mid2 * (_BPS + bps)
-    out: dict[str, float] = {}
-    for side, levels, sign in (("bid", book.bids.scaled_levels(), 1), ("ask", book.asks.scaled_levels(), -1)):
-        limit = sign * (bid_floor if sign > 0 else ask_cap)
-        base = quote = 0
-        for p, q in levels:
-            if sign * p * 2 * _BPS < limit:
+    mid2 = top[0] + top[2]  # 2 * mid: with the factor 2 * 10^4 the band tests stay in integers
+    bands = sorted(set(bands_bps))
+    out: dict[int, dict[str, float]] = {bps: {} for bps in bands}
+    for side, sign in (("bid", 1), ("ask", -1)):
+        # band x holds bids p >= mid * (1 - x/10^4) and asks p <= mid * (1 + x/10^4): as exact integer bounds on
+        # sign * p (ceiling for bids, floor for asks), narrowest band first
+        limits = [-((-mid2 * (_BPS - bps)) // (2 * _BPS)) if sign > 0 else -(mid2 * (_BPS + bps) // (2 * _BPS))
+                  for bps in bands]
+        base = quote = i = 0
+        n = len(bands)
+        for p, q in (book.bids if sign > 0 else book.asks).scaled_levels():
+            while sign * p < limits[i]:
+                out[bands[i]][f"{side}_base"], out[bands[i]][f"{side}_quote"] = base / SCALE, quote / SCALE**2
+                i += 1
+                if i == n:
+                    break
+            if i == n:
                 break
             base += q
             quote += p * q
-        out[f"{side}_base"] = base / SCALE
-        out[f"{side}_quote"] = quote / (SCALE * SCALE)
+        for bps in bands[i:]:  # the side ended inside these bands
+            out[bps][f"{side}_base"], out[bps][f"{side}_quote"] = base / SCALE, quote / SCALE**2
     return out
 
 
@@ -77,12 +91,11 @@ def market_cost_bps(book: OrderBook, side: Literal["buy", "sell"], notional: int
         return None
     mid = Fraction(top[0] + top[2], 2 * SCALE)
     remaining = n * SCALE * SCALE  # quote notional in the units of price * qty
-    base = Fraction(0)  # in qty units (10^-8)
+    base = 0  # in qty units (10^-8); whole levels stay integers, only the last partial fill is a Fraction
     for p, q in (book.asks if side == "buy" else book.bids).scaled_levels():
         level = p * q
         if level >= remaining:
-            base += remaining / p
-            avg = n * SCALE / base
+            avg = n * SCALE / (base + remaining / p)
             cost = avg / mid - 1 if side == "buy" else 1 - avg / mid
             return float(cost * _BPS)
         remaining -= level
@@ -112,11 +125,9 @@ def book_metrics(
         imb = imbalance(book, n)
         if imb is not None:
             out[f"imbalance_{n}"] = imb
-    for bps in bands_bps:
-        depth = depth_within(book, bps)
-        if depth is not None:
-            for key, value in depth.items():
-                out[f"depth_{bps}bps_{key}"] = value
+    for bps, depth in (depth_bands(book, bands_bps) or {}).items():
+        for key, value in depth.items():
+            out[f"depth_{bps}bps_{key}"] = value
     for notional in notionals:
         for side in ("buy", "sell"):
             cost = market_cost_bps(book, side, notional)
