@@ -113,10 +113,13 @@ def test_usdm_first_diff_must_contain_the_snapshot_id():
     s = BookSync("BTCUSDT", venue="usdm")
     s.on_snapshot(snap(10))
     assert s.on_diff(diff(5, 9, pu=4)) == Action.DROPPED
-    assert s.on_diff(diff(11, 12, pu=10)) == Action.RESYNC  # U > lastUpdateId: the diff ending at 10 is missing
+    assert s.on_diff(diff(11, 12, pu=8)) == Action.RESYNC  # U > lastUpdateId and pu says an event came between
     s = BookSync("BTCUSDT", venue="usdm")
     s.on_snapshot(snap(10))
     assert s.on_diff(diff(9, 12, pu=8)) == Action.APPLIED
+    s = BookSync("BTCUSDT", venue="usdm")
+    s.on_snapshot(snap(10))
+    assert s.on_diff(diff(12, 14, pu=10)) == Action.APPLIED  # ids skipped 11, but pu says nothing is missing
 
 
 def test_wrong_symbol_and_venue_are_clear_errors():

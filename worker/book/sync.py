@@ -11,8 +11,8 @@ The caller feeds depth diffs and snapshots in arrival order and acts on what com
 
 Spot: drop diffs with u <= lastUpdateId; the first applied diff must straddle lastUpdateId + 1 (U <= id+1 <= u);
 then every diff must have U == previous u + 1.
-USDⓈ-M: drop diffs with u < lastUpdateId; the first applied diff must have U <= lastUpdateId <= u; then every
-diff must have pu == previous u.
+USDⓈ-M: drop diffs with u < lastUpdateId; the first applied diff must have U <= lastUpdateId <= u (or pu ==
+lastUpdateId: it is the next event after the snapshot); then every diff must have pu == previous u.
 """
 
 from __future__ import annotations
@@ -130,7 +130,9 @@ class BookSync:
     def _straddles(self, diff: DepthDiff, lid: int) -> bool:
         if self.venue == "spot":
             return diff.first_id <= lid + 1 <= diff.final_id
-        return diff.first_id <= lid <= diff.final_id
+        # USDⓈ-M ids are not contiguous between events, so an event may start past the snapshot's id; its pu then
+        # says whether it is the very next one (Binance's rule U <= id <= u alone would refetch for nothing).
+        return diff.first_id <= lid <= diff.final_id or diff.prev_final_id == lid
 
     def _continues(self, diff: DepthDiff, prev_final_id: int) -> bool:
         if self.venue == "spot":
