@@ -29,7 +29,7 @@ demo: deps
 
 bench: deps
 	$(PYTHON) bench/bench_pipeline.py
-	@for b in bench/bench_analytics.py bench/bench_dashboard.py; do [ -f $$b ] && $(PYTHON) $$b || true; done
+	@for b in bench/bench_analytics.py bench/bench_dashboard.py bench/bench_book.py; do [ -f $$b ] && $(PYTHON) $$b || true; done
 
 lint:
 	$(PYTHON) -m ruff check .
