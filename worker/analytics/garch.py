@@ -62,11 +62,12 @@ def fit_garch(close: npt.ArrayLike, periods_per_year: float) -> GarchFit:
     r = log_returns_pct(close)
     if r.size < MIN_RETURNS:
         raise ValueError(f"GARCH needs at least {MIN_RETURNS} returns ({MIN_RETURNS + 1} closes), got {r.size}")
-    if float(np.ptp(r)) == 0.0:
+    if float(np.ptp(r)) <= 1e-9 * float(np.max(np.abs(r))):  # rounding noise of a constant rate of return
         raise ValueError("the returns are constant: GARCH is undefined")
     am = arch_model(r, mean="Constant", vol="GARCH", p=1, q=1, dist="normal", rescale=False)
-    with warnings.catch_warnings():
-        # a fit at the α + β = 1 boundary warns; `converged` reports it instead of failing the caller
+    # a fit at the α + β = 1 boundary warns; `converged` reports it instead of failing the caller. record=True:
+    # arch sets its own "always" filter for its ConvergenceWarning, which would override a plain "ignore"
+    with warnings.catch_warnings(record=True):
         warnings.simplefilter("ignore")
         res = am.fit(disp="off")
         var = res.forecast(horizon=max(HORIZONS), reindex=False).variance.to_numpy()[-1]
