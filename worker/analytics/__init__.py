@@ -21,6 +21,14 @@ _EXPORTS = {
     "PairEngine": "engine", "PairConfig": "engine",
     "AlertRule": "alerts", "AlertEvaluator": "alerts", "FiredAlert": "alerts", "parse_expression": "alerts",
     "METRIC_NAMES": "names",
+    "BacktestParams": "backtest", "run_backtest": "backtest", "Trade": "backtest",
+    "summarize": "backtest_metrics", "sweep": "backtest_metrics", "walk_forward": "backtest_metrics",
+    "engle_granger": "coint", "engle_granger_both": "coint", "EngleGranger": "coint",
+    "johansen": "johansen", "Johansen": "johansen",
+    "hurst": "meanrev", "variance_ratio": "meanrev", "VarianceRatio": "meanrev",
+    "lead_lag": "leadlag", "LeadLag": "leadlag",
+    "scan_pairs": "scanner", "filter_and_rank": "scanner", "ScanFilter": "scanner",
+    "fit_garch": "garch", "GarchFit": "garch",
 }  # fmt: skip
 
 __all__ = sorted(_EXPORTS)
