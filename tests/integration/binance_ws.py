@@ -8,6 +8,7 @@ frames and skip (withhold) some frames before the next connection resumes; send 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
 
 from tests.conftest import free_port
 from tests.recordings import frames
@@ -60,6 +62,11 @@ class BinanceWsServer:
         return f"ws://127.0.0.1:{self.port}"
 
     async def _handler(self, ws: ServerConnection) -> None:
+        # the client going away (killed, stopped, reconnecting) is normal here: the next connection resumes
+        with contextlib.suppress(ConnectionClosed):
+            await self._play(ws)
+
+    async def _play(self, ws: ServerConnection) -> None:
         assert ws.request is not None
         parts = urlsplit(ws.request.path)
         if parts.path != "/stream":
@@ -88,13 +95,14 @@ class BinanceWsServer:
                 await ws.send(json.dumps({"e": "serverShutdown", "E": 1}))
             if self.script.silent_after is not None and self.sent == self.script.silent_after:
                 self.script.silent_after = None
-                await asyncio.sleep(3600)  # the client's watchdog must notice and reconnect
+                await ws.wait_closed()  # silent: the client's watchdog must notice and reconnect
+                return
             if limit is not None and sent_here >= limit:
                 self.drop_positions.append(self.position)
                 await ws.close(1001, "going away")
                 return
         self.done.set()
-        await asyncio.sleep(3600)  # keep the connection open like a quiet market
+        await ws.wait_closed()  # keep the connection open like a quiet market
 
     def _run(self) -> None:
         async def main() -> None:
@@ -105,6 +113,17 @@ class BinanceWsServer:
 
         self._loop = asyncio.new_event_loop()
         self._loop.run_until_complete(main())
+        # Finish every handler here, in this thread: a coroutine left pending would be finalised later by the
+        # garbage collector in whatever thread runs then (which once broke pytest's own AST parsing).
+        async def finish() -> None:
+            pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            await asyncio.get_running_loop().shutdown_asyncgens()
+
+        self._loop.run_until_complete(finish())
+        self._loop.close()
 
     def start(self) -> BinanceWsServer:
         self._thread.start()
