@@ -322,6 +322,8 @@ def test_sweep_and_walk_forward():
 
 def test_bad_parameters_are_named():
     with pytest.raises(ValueError, match="entry"):
-        run_backtest([1.0, 2.0], [1.0, 2.0], BacktestParams(2, 0.0, 0.0, 1.0))
+        run_backtest([1.0, 2.0], [1.0, 2.0], BacktestParams(2, -1.0, 0.0, 1.0))
+    with pytest.raises(ValueError, match="fee_bps"):
+        run_backtest([1.0, 2.0], [1.0, 2.0], BacktestParams(2, 1.0, 0.0, 1.0, math.nan))
     with pytest.raises(ValueError, match="notional"):
         run_backtest([1.0, 2.0], [1.0, 2.0], BacktestParams(2, 1.0, 0.0, -1.0))

@@ -43,15 +43,15 @@ class BacktestParams:
         """Raise ValueError naming the parameter that makes no sense."""
         if self.window < 2:
             raise ValueError(f"window must be >= 2, got {self.window}")
-        if not (math.isfinite(self.entry) and self.entry > 0):
-            raise ValueError(f"entry must be a finite number > 0, got {self.entry}")
+        if not (math.isfinite(self.entry) and self.entry >= 0):
+            raise ValueError(f"entry must be a finite number >= 0, got {self.entry}")
         if not math.isfinite(self.exit):
             raise ValueError(f"exit must be finite, got {self.exit}")
         if not (math.isfinite(self.notional) and self.notional > 0):
             raise ValueError(f"notional must be a finite number > 0, got {self.notional}")
         for name, v in (("fee_bps", self.fee_bps), ("slippage_bps", self.slippage_bps)):
-            if not (math.isfinite(v) and v >= 0):
-                raise ValueError(f"{name} must be a finite number >= 0, got {v}")
+            if not math.isfinite(v):  # negative is allowed: a maker rebate, price improvement
+                raise ValueError(f"{name} must be a finite number, got {v}")
         if self.stop is not None and not (math.isfinite(self.stop) and self.stop > 0):
             raise ValueError(f"stop must be a finite number > 0, got {self.stop}")
         if self.max_hold is not None and self.max_hold < 0:
