@@ -103,10 +103,6 @@ class BacktestResult:
     traded_value: float  # Σ |qty · price| over every filled leg, for turnover
 
 
-def _empty(v: float | None) -> bool:
-    return v is None or not math.isfinite(v)
-
-
 def run_backtest(
     x: Sequence[float],
     y: Sequence[float],
@@ -124,6 +120,8 @@ def run_backtest(
     n = len(x)
     if len(y) != n:
         raise ValueError(f"x has {n} rows but y has {len(y)}")
+    if (beta is None) != (z is None) or (beta is not None and z is not None and (len(beta) != n or len(z) != n)):
+        raise ValueError(f"beta and z must be given together, {n} values each")
     if beta is None or z is None:
         rows = ols_z_series(list(x), list(y), p.window)
         beta = [r.beta for r in rows]
