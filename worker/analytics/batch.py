@@ -79,7 +79,11 @@ def run(src: TextIO, dst: TextIO, window: int, delta: float, obs_noise: float, i
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m worker.analytics", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="python -m worker.analytics",
+        description=__doc__.splitlines()[0],
+        epilog="Also: `python -m worker.analytics backtest --help` and `python -m worker.analytics garch --help`.",
+    )
     p.add_argument("--input", required=True, help="CSV with header time,x,y")
     p.add_argument("--output", required=True, help="CSV to write ('-' for stdout)")
     p.add_argument("--window", type=int, required=True, help="rolling window N in rows (>= 2)")
