@@ -29,12 +29,13 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
 # Then the code. The processes run from /app (`python -m ...` and `streamlit run dashboard/app.py` use the
 # source tree in the working directory); the package is also installed so `import worker` works anywhere.
 COPY qs_common/ qs_common/
+COPY qs_analytics/ qs_analytics/
 COPY ingest/ ingest/
 COPY worker/ worker/
 COPY dashboard/ dashboard/
 RUN python -m pip install --no-deps . \
     && rm -rf build ./*.egg-info \
-    && python -m compileall -q qs_common ingest worker dashboard \
+    && python -m compileall -q qs_common qs_analytics ingest worker dashboard \
     && mkdir -p /app/data \
     && chown app:app /app/data
 

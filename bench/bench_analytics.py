@@ -16,12 +16,12 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import HuberRegressor
 
-from worker.analytics.engine import PairConfig, PairEngine
-from worker.analytics.kalman import KalmanHedge, kalman_filter_batch
-from worker.analytics.ols import RollingOLS
-from worker.analytics.robust import HuberFairValue
-from worker.analytics.spread import RollingCorrelation, SpreadZScore
-from worker.analytics.stationarity import adf_test
+from qs_analytics.engine import PairConfig, PairEngine
+from qs_analytics.kalman import KalmanHedge, kalman_filter_batch
+from qs_analytics.ols import RollingOLS
+from qs_analytics.robust import HuberFairValue
+from qs_analytics.spread import RollingCorrelation, SpreadZScore
+from qs_analytics.stationarity import adf_test
 
 
 def per_call(fn: Callable[[int], object], n: int) -> float:

@@ -43,7 +43,7 @@ ALL_ON = {"ANALYTICS_MAX_RATE": "100000"}
 
 
 def add_rules(r: redis.Redis) -> None:
-    from worker.analytics.alerts import AlertRule
+    from qs_analytics.alerts import AlertRule
 
     rules = [
         AlertRule.from_expression("z", "|zscore| >= 2", hysteresis=0.5, cooldown_ms=1000),

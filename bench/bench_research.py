@@ -16,13 +16,13 @@ import warnings
 import numpy as np
 from statsmodels.tsa.stattools import coint
 
-from worker.analytics.backtest import BacktestParams, run_backtest
-from worker.analytics.backtest_metrics import sweep
-from worker.analytics.garch import fit_garch
-from worker.analytics.meanrev import hurst
-from worker.analytics.olsz import ols_z_series
-from worker.analytics.scanner import scan_pairs
-from worker.analytics.stationarity import half_life
+from qs_analytics.backtest import BacktestParams, run_backtest
+from qs_analytics.backtest_metrics import sweep
+from qs_analytics.garch import fit_garch
+from qs_analytics.meanrev import hurst
+from qs_analytics.olsz import ols_z_series
+from qs_analytics.scanner import scan_pairs
+from qs_analytics.stationarity import half_life
 
 
 def market(seed: int, T: int, N: int) -> np.ndarray:

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from worker.analytics.alerts import AlertRule
+from qs_analytics.alerts import AlertRule
 
 
 def _problems(err: ValueError) -> list[str]:

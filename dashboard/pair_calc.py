@@ -1,4 +1,4 @@
-"""Pair analytics on aligned closes with the worker's own estimators (worker.analytics), no Streamlit.
+"""Pair analytics on aligned closes with the estimators the worker uses (qs_analytics), no Streamlit.
 
 `PairCalc` keeps its estimators between reruns: closed candles are fed once, in order; the forming candle
 is evaluated on a copy, so the next rerun can feed it for real once it closes. A change of settings or of
@@ -16,10 +16,10 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from worker.analytics.kalman import KalmanHedge
-from worker.analytics.ols import RollingOLS
-from worker.analytics.robust import HuberFairValue, TheilSenFairValue
-from worker.analytics.spread import RollingCorrelation, SpreadZScore, spread
+from qs_analytics.kalman import KalmanHedge
+from qs_analytics.ols import RollingOLS
+from qs_analytics.robust import HuberFairValue, TheilSenFairValue
+from qs_analytics.spread import RollingCorrelation, SpreadZScore, spread
 
 ROBUST_REFIT_EVERY = 5  # candles between robust refits: each costs milliseconds
 
@@ -33,7 +33,7 @@ class Estimator(Protocol):
 
 
 class _Fitted:
-    """Any worker.analytics estimator whose `update` returns a fit with `beta` and `alpha` (or None)."""
+    """Any qs_analytics estimator whose `update` returns a fit with `beta` and `alpha` (or None)."""
 
     def __init__(self, est: Any, min_obs: int, call: Callable[[Any, float, float, int], Any]) -> None:
         self.est, self.min_obs, self.call, self.n = est, min_obs, call, 0

@@ -17,12 +17,12 @@ from typing import Any
 
 import redis
 
+from qs_analytics.alerts import AlertEvaluator, AlertRule
+from qs_analytics.align import PairAligner
+from qs_analytics.engine import PairConfig, PairEngine
+from qs_analytics.symbol import SymbolStats, book_metrics
 from qs_common import keys
 from qs_common.settings import Settings
-from worker.analytics.alerts import AlertEvaluator, AlertRule
-from worker.analytics.align import PairAligner
-from worker.analytics.engine import PairConfig, PairEngine
-from worker.analytics.symbol import SymbolStats, book_metrics
 from worker.consumer import Entry, Rejected
 from worker.trade_checks import MAX_TIME_MS
 

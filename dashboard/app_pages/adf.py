@@ -10,7 +10,7 @@ from dashboard import data, views
 from dashboard.components import notices
 from dashboard.frames import fmt_time
 from dashboard.sidebar import Controls
-from worker.analytics.stationarity import MIN_ADF_POINTS, adf_test, half_life
+from qs_analytics.stationarity import MIN_ADF_POINTS, adf_test, half_life
 
 c: Controls = st.session_state["_controls"]
 st.title(f"ADF test · {c.pair}")

@@ -10,7 +10,7 @@ from dashboard.alerts_feed import poll_alerts
 from dashboard.components import charts, notices, panels
 from dashboard.sidebar import Controls
 from dashboard.timing import timed
-from worker.analytics.stationarity import half_life
+from qs_analytics.stationarity import half_life
 
 c: Controls = st.session_state["_controls"]
 st.title(f"{c.pair} · {c.interval}")

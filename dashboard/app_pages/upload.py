@@ -15,7 +15,7 @@ from dashboard.frames import align_closes
 from dashboard.pair_calc import PairCalc
 from dashboard.safe import csv_text, filename, md, plotly
 from dashboard.sidebar import Controls
-from worker.analytics.stationarity import adf_test
+from qs_analytics.stationarity import adf_test
 
 IMPORT_INTERVALS = {"1s": 1_000, "1m": 60_000, "5m": 300_000}
 c: Controls = st.session_state["_controls"]

@@ -7,9 +7,9 @@ from collections import Counter
 
 import pytest
 
+from qs_analytics.alerts import AlertRule
 from tests.conftest import BTC_RECORDING, ETH_RECORDING
 from tests.integration.procs import WorkerProc, drained, run_replay, status, wait_for
-from worker.analytics.alerts import AlertRule
 
 pytestmark = pytest.mark.integration
 

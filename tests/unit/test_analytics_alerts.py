@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from worker.analytics.alerts import AlertEvaluator, AlertRule, parse_expression, rules_from_json, rules_to_json
-from worker.analytics.names import METRIC_NAMES
+from qs_analytics.alerts import AlertEvaluator, AlertRule, parse_expression, rules_from_json, rules_to_json
+from qs_analytics.names import METRIC_NAMES
 
 PAIR = "ETHUSDT/BTCUSDT"
 

@@ -9,9 +9,9 @@ import pytest
 import statsmodels.api as sm
 from pydantic import ValidationError
 
-from worker.analytics.align import PairAligner, PairObservation
-from worker.analytics.engine import PairConfig, PairEngine
-from worker.analytics.names import METRIC_NAMES
+from qs_analytics.align import PairAligner, PairObservation
+from qs_analytics.engine import PairConfig, PairEngine
+from qs_analytics.names import METRIC_NAMES
 
 
 def test_aligner_pairs_each_update_with_the_other_legs_last_price():

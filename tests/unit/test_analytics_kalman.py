@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from simdkalman import primitives
 
-from worker.analytics.kalman import KalmanHedge, kalman_filter_batch
+from qs_analytics.kalman import KalmanHedge, kalman_filter_batch
 
 
 def reference(x: np.ndarray, y: np.ndarray, delta: float, r: float, c: float):

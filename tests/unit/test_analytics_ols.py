@@ -11,7 +11,7 @@ import statsmodels.api as sm
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from worker.analytics.ols import RollingOLS
+from qs_analytics.ols import RollingOLS
 
 EPS = np.finfo(float).eps
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import statsmodels.api as sm
 
-from worker.analytics.align import PairAligner
-from worker.analytics.engine import PairConfig, PairEngine
-from worker.analytics.kalman import kalman_filter_batch
+from qs_analytics.align import PairAligner
+from qs_analytics.engine import PairConfig, PairEngine
+from qs_analytics.kalman import kalman_filter_batch
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import HuberRegressor, TheilSenRegressor
 
-from worker.analytics.robust import HuberFairValue, TheilSenFairValue
+from qs_analytics.robust import HuberFairValue, TheilSenFairValue
 
 TOL = 1e-3
 

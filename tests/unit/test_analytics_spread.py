@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from statsmodels.tsa.stattools import adfuller
 
-from worker.analytics.spread import RollingCorrelation, SpreadZScore, spread
-from worker.analytics.stationarity import MIN_ADF_POINTS, adf_max_lag, adf_test, half_life
+from qs_analytics.spread import RollingCorrelation, SpreadZScore, spread
+from qs_analytics.stationarity import MIN_ADF_POINTS, adf_max_lag, adf_test, half_life
 
 
 @settings(max_examples=40, deadline=None)

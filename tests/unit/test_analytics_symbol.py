@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from worker.analytics.symbol import MS_PER_YEAR, SymbolStats, book_metrics
+from qs_analytics.symbol import MS_PER_YEAR, SymbolStats, book_metrics
 
 
 @settings(max_examples=30, deadline=None)

@@ -19,10 +19,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from qs_analytics.backtest import BacktestParams, run_backtest
+from qs_analytics.backtest_metrics import periods_per_year, summarize, sweep, walk_forward
 from tests.unit.research_data import btc_1m, eth_btc_1s
 from worker.analytics import batch
-from worker.analytics.backtest import BacktestParams, run_backtest
-from worker.analytics.backtest_metrics import periods_per_year, summarize, sweep, walk_forward
 
 ROOT = Path(__file__).resolve().parents[2]
 REL = 1e-9

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from arch import arch_model
 
+from qs_analytics.garch import fit_garch
 from tests.unit.research_data import btc_1m
-from worker.analytics.garch import fit_garch
 
 ROOT = Path(__file__).resolve().parents[2]
 

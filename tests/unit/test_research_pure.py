@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-ANALYTICS = Path(__file__).resolve().parents[2] / "worker" / "analytics"
+ANALYTICS = Path(__file__).resolve().parents[2] / "qs_analytics"
 PURE = ("olsz", "backtest", "backtest_metrics", "coint", "johansen", "meanrev", "leadlag", "scanner", "garch")
 FORBIDDEN_MODULES = {"redis", "duckdb", "streamlit", "httpx", "time", "datetime", "asyncio", "socket", "pathlib", "os"}
 FORBIDDEN_CALLS = {"open", "print", "input"}

@@ -11,10 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from statsmodels.tsa.stattools import coint
 
+from qs_analytics.meanrev import hurst
+from qs_analytics.scanner import ScanFilter, filter_and_rank, scan_pairs
+from qs_analytics.stationarity import half_life
 from tests.unit.research_data import FIXTURES, btc_1m, eth_btc_1s
-from worker.analytics.meanrev import hurst
-from worker.analytics.scanner import ScanFilter, filter_and_rank, scan_pairs
-from worker.analytics.stationarity import half_life
 
 TOL = 1e-8
 

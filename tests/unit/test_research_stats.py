@@ -12,11 +12,11 @@ from hypothesis import strategies as st
 from statsmodels.tsa.stattools import coint
 from statsmodels.tsa.vector_ar.vecm import coint_johansen
 
+from qs_analytics.coint import engle_granger, engle_granger_both
+from qs_analytics.johansen import johansen
+from qs_analytics.leadlag import lead_lag
+from qs_analytics.meanrev import hurst, variance_ratio
 from tests.unit.research_data import btc_1m, eth_btc_1s
-from worker.analytics.coint import engle_granger, engle_granger_both
-from worker.analytics.johansen import johansen
-from worker.analytics.leadlag import lead_lag
-from worker.analytics.meanrev import hurst, variance_ratio
 
 TOL = 1e-8
 

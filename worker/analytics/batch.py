@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from worker.analytics.kalman import KalmanHedge
-from worker.analytics.olsz import OLSZStepper
+from qs_analytics.kalman import KalmanHedge
+from qs_analytics.olsz import OLSZStepper
 
 REQUIRED = ("time", "x", "y")
 OUTPUT = (

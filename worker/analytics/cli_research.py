@@ -16,10 +16,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from worker.analytics.backtest import BacktestParams, run_backtest
-from worker.analytics.backtest_metrics import periods_per_year, summarize
+from qs_analytics.backtest import BacktestParams, run_backtest
+from qs_analytics.backtest_metrics import periods_per_year, summarize
+from qs_analytics.garch import fit_garch
 from worker.analytics.batch import InputError, _cell, _num
-from worker.analytics.garch import fit_garch
 
 TRADE_COLUMNS = (
     "entry_row", "exit_row", "side", "qty_y", "qty_x", "entry_y", "entry_x", "exit_y", "exit_x",

@@ -13,11 +13,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from worker.analytics.kalman import KalmanHedge
-from worker.analytics.ols import RollingOLS
-from worker.analytics.robust import HuberFairValue, TheilSenFairValue
-from worker.analytics.spread import RollingCorrelation, SpreadZScore
-from worker.analytics.stationarity import MIN_ADF_POINTS, ADFResult, adf_test, half_life
+from qs_analytics.kalman import KalmanHedge
+from qs_analytics.ols import RollingOLS
+from qs_analytics.robust import HuberFairValue, TheilSenFairValue
+from qs_analytics.spread import RollingCorrelation, SpreadZScore
+from qs_analytics.stationarity import MIN_ADF_POINTS, ADFResult, adf_test, half_life
 
 BetaSource = Literal["ols", "kalman", "huber", "theilsen"]
 _HALF_LIFE_MIN = 20

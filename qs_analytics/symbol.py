@@ -16,7 +16,7 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
-from worker.analytics.moments import RollingCoMoments, RollingMoments
+from qs_analytics.moments import RollingCoMoments, RollingMoments
 
 MS_PER_YEAR = 365.0 * 24 * 3600 * 1000
 

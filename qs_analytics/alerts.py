@@ -18,7 +18,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from worker.analytics.names import resolve_metric
+from qs_analytics.names import resolve_metric
 
 Operator = Literal[">", ">=", "<", "<="]
 

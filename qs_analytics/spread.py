@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-from worker.analytics.moments import RollingCoMoments, RollingMoments
+from qs_analytics.moments import RollingCoMoments, RollingMoments
 
 
 def spread(y: float, x: float, beta: float, alpha: float) -> float:

@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from worker.analytics.coint import MIN_POINTS, engle_granger_many
-from worker.analytics.meanrev import hurst_many
+from qs_analytics.coint import MIN_POINTS, engle_granger_many
+from qs_analytics.meanrev import hurst_many
 
 Array = npt.NDArray[np.float64]
 COLUMNS = (

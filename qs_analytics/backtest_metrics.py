@@ -20,9 +20,9 @@ from dataclasses import dataclass, replace
 from statistics import median
 from typing import Any
 
+from qs_analytics.backtest import BacktestParams, BacktestResult, run_backtest
+from qs_analytics.olsz import ols_z_series
 from qs_common.times import epoch_unit
-from worker.analytics.backtest import BacktestParams, BacktestResult, run_backtest
-from worker.analytics.olsz import ols_z_series
 
 _YEAR_S = 365.25 * 86_400.0
 _UNIT_S = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}

@@ -22,7 +22,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from worker.analytics.olsz import ols_z_series
+from qs_analytics.olsz import ols_z_series
 
 LONG = "LONG"
 SHORT = "SHORT"

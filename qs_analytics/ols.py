@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-from worker.analytics.moments import RollingCoMoments
+from qs_analytics.moments import RollingCoMoments
 
 _EPS = 2.220446049250313e-16
 

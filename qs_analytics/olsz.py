@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from worker.analytics.ols import RollingOLS
-from worker.analytics.spread import SpreadZScore
+from qs_analytics.ols import RollingOLS
+from qs_analytics.spread import SpreadZScore
 
 
 class OLSZRow(NamedTuple):
