@@ -9,7 +9,7 @@ help:
 	@echo "make run      the whole product locally without Docker (needs redis-server or REDIS_URL)"
 	@echo "make demo     the same on the synthetic feed, for machines without internet"
 	@echo "make bench    benchmarks (print figures; see docs/benchmarks.md)"
-	@echo "make lint     ruff and mypy"
+	@echo "make lint     ruff, mypy and the import contracts (lint-imports)"
 	@echo "make up       docker compose up --build"
 
 deps:
@@ -33,7 +33,9 @@ bench: deps
 
 lint:
 	$(PYTHON) -m ruff check .
-	$(PYTHON) -m mypy qs_common ingest worker dashboard
+	$(PYTHON) -m mypy qs_common qs_analytics ingest worker dashboard
+	@# import contracts of pyproject.toml (lint-imports, through this interpreter)
+	$(PYTHON) -c 'from importlinter.cli import lint_imports_command; lint_imports_command()'
 
 up:
 	docker compose up --build
