@@ -27,7 +27,8 @@ def build_source(settings: Settings, limit: int | None = None) -> FrameSource:
     if settings.source is Source.REPLAY:
         return ReplaySource(list(settings.replay_files), settings.replay_speed)
     if settings.source is Source.SYNTHETIC:
-        return SyntheticSource(settings.symbols, settings.synthetic_seed, settings.synthetic_rate, limit)
+        return SyntheticSource(settings.symbols, settings.synthetic_seed, settings.synthetic_rate, limit,
+                               settings.synthetic_history_h, settings.api_url, settings.access_token)
     return BinanceSource(
         settings.ws_url, settings.symbols, settings.stale_feed_s, settings.reconnect_after_h * 3600,
         settings.backoff_max_s,

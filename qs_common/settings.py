@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     replay_speed: float = Field(1.0, ge=0)
     synthetic_seed: int = 7
     synthetic_rate: float = Field(50.0, gt=0, description="synthetic frames per second per symbol")
+    synthetic_history_h: float = Field(24.0, ge=0, le=24 * 30,
+                                       description="hours of past candles the synthetic source imports first")
 
     ticks_stream: str = Field("stream:ticks", min_length=1)
     stream_maxlen: int = Field(1_000_000, ge=1_000)

@@ -1,24 +1,27 @@
 """A seeded, realistic feed for demos without network: frames in Binance's exact combined-stream format.
 
-The first symbol is BTC-like (geometric random walk from 60,000); the second is ETH-like and cointegrated
-with it (y = 0.05·x + 100 + an Ornstein-Uhlenbeck spread), so the pair analytics have something to find;
-further symbols are independent random walks. Trades and book tickers interleave at `rate` frames per
-second per symbol, stamped with the wall clock.
+The market model (BTC-like walk, a cointegrated ETH-like second symbol, realistic volatility) is in
+`synthetic_model`. With `history_h` > 0 the source first draws that many hours of the same model as candles
+and hands them to the worker's import API in the background (`synthetic_history`), then goes on live from
+where the history ended, so a demo shows full charts at once. Trades and book tickers interleave at `rate`
+frames per second per symbol, stamped with the wall clock.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-import math
+import logging
 import random
 import time
 from collections.abc import AsyncIterator
 
 from ingest.sources.base import FeedEvent, SourceItem
+from ingest.sources.synthetic_history import write_history
+from ingest.sources.synthetic_model import TICK, TRADE_SHARE, State, history, step
 
-_TICK = 0.01
-_BETA, _ALPHA = 0.05, 100.0
+log = logging.getLogger("ingest.synthetic")
 
 
 def _fmt(value: float, places: int = 8) -> str:
@@ -28,54 +31,76 @@ def _fmt(value: float, places: int = 8) -> str:
 class SyntheticSource:
     name = "synthetic"
 
-    def __init__(self, symbols: tuple[str, ...], seed: int = 7, rate: float = 50.0, limit: int | None = None) -> None:
+    def __init__(self, symbols: tuple[str, ...], seed: int = 7, rate: float = 50.0, limit: int | None = None,
+                 history_h: float = 0.0, api_url: str = "", token: str = "") -> None:
         self.symbols = symbols
+        self.seed = seed
         self.rng = random.Random(seed)
         self.rate = rate
         self.limit = limit  # stop after this many frames (tests, benchmarks)
-        self.prices = {s: 60_000.0 if i == 0 else 100.0 for i, s in enumerate(symbols)}
-        self.spread = 0.0
+        self.history_h = history_h
+        self.api_url, self.token = api_url, token
+        self.state = State.start(symbols)
+        self.history_task: asyncio.Task[bool] | None = None
         # Trade and update ids keep rising across restarts, so stored history never sees a repeated id.
         base = int(time.time()) * 1_000
         self.trade_ids = dict.fromkeys(symbols, base)
         self.update_ids = dict.fromkeys(symbols, base)
 
+    @property
+    def prices(self) -> dict[str, float]:
+        return self.state.prices
+
     def _step_prices(self, dt_s: float) -> None:
-        rng = self.rng
-        vol = 0.5 * math.sqrt(dt_s / 86_400)  # ~50% annualised-ish per day scale, keeps demos lively
-        for i, s in enumerate(self.symbols):
-            if i == 1:
-                continue
-            self.prices[s] *= math.exp(rng.gauss(0.0, vol))
-        if len(self.symbols) > 1:
-            # OU spread with a half-life of about a minute
-            self.spread += -self.spread * (dt_s / 90.0) + rng.gauss(0.0, 0.6 * math.sqrt(dt_s))
-            self.prices[self.symbols[1]] = _BETA * self.prices[self.symbols[0]] + _ALPHA + self.spread
+        step(self.state, self.symbols, dt_s, self.rng.gauss)
 
     def _frame(self, symbol: str, now_ms: int) -> bytes:
         rng = self.rng
-        mid = round(self.prices[symbol] / _TICK) * _TICK
+        mid = round(self.prices[symbol] / TICK) * TICK
         lower = symbol.lower()
-        if rng.random() < 0.35:
+        if rng.random() < TRADE_SHARE:
             self.trade_ids[symbol] += 1
             buyer_maker = rng.random() < 0.5
-            price = mid - _TICK / 2 if buyer_maker else mid + _TICK / 2
+            # a sell (buyer is maker) trades at the bid, a buy at the ask
+            price = mid - TICK if buyer_maker else mid
             data = {
                 "e": "trade", "E": now_ms, "s": symbol, "t": self.trade_ids[symbol],
-                "p": _fmt(round(price / _TICK) * _TICK), "q": _fmt(round(rng.expovariate(1 / 0.05), 5) + 0.00001),
+                "p": _fmt(round(price / TICK) * TICK), "q": _fmt(round(rng.expovariate(1 / 0.05), 5) + 0.00001),
                 "T": now_ms, "m": buyer_maker, "M": True,
             }
             return json.dumps({"stream": f"{lower}@trade", "data": data}, separators=(",", ":")).encode()
         self.update_ids[symbol] += 1
         data = {
             "u": self.update_ids[symbol], "s": symbol,
-            "b": _fmt(mid - _TICK), "B": _fmt(round(rng.uniform(0.01, 5), 5)),
+            "b": _fmt(mid - TICK), "B": _fmt(round(rng.uniform(0.01, 5), 5)),
             "a": _fmt(mid), "A": _fmt(round(rng.uniform(0.01, 5), 5)),
         }
         return json.dumps({"stream": f"{lower}@bookTicker", "data": data}, separators=(",", ":")).encode()
 
+    async def _start_history(self) -> None:
+        """Draw the past (off the event loop), go on from its end state, and import it in the background."""
+        if self.history_h <= 0:
+            return
+        now_ms = time.time_ns() // 1_000_000
+        hist = await asyncio.to_thread(history, self.symbols, self.seed, now_ms, self.history_h, self.rate)
+        self.state = hist.state
+        log.info("synthetic history: %.0f h of 1s/1m/5m candles up to %d, writing them to %s",
+                 self.history_h, hist.end_ms, self.api_url)
+        self.history_task = asyncio.create_task(write_history(hist, self.api_url, self.token))
+
     async def items(self) -> AsyncIterator[SourceItem]:
+        await self._start_history()
         yield FeedEvent("connected", "synthetic feed")
+        try:
+            async for item in self._live():
+                yield item
+        finally:
+            if self.history_task is not None and not self.history_task.done():
+                self.history_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self.history_task
+
+    async def _live(self) -> AsyncIterator[SourceItem]:
         sent = 0
         interval = 0.01
         per_tick = self.rate * interval * len(self.symbols)
