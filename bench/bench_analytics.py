@@ -65,7 +65,9 @@ def main() -> None:
     rows.append(
         ("PairEngine.update, Huber/Theil-Sen never due (dict out)", per_call(lambda i: lean.update(i, y[i], x[i]), n))
     )
-    full = PairEngine(PairConfig(window=w, huber_every_n=100, huber_every_ms=None, theilsen_every_n=1_000))
+    full = PairEngine(
+        PairConfig(window=w, huber_every_n=100, huber_every_ms=None, theilsen=True, theilsen_every_n=1_000)
+    )
     rows.append(
         ("PairEngine.update, Huber/100 obs, Theil-Sen/1000 obs", per_call(lambda i: full.update(i, y[i], x[i]), n))
     )

@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from qs_analytics import defaults as d
 from qs_analytics.kalman import KalmanHedge
 from qs_analytics.ols import RollingOLS
 from qs_analytics.robust import HuberFairValue, TheilSenFairValue
@@ -24,26 +25,29 @@ _HALF_LIFE_MIN = 20
 
 
 class PairConfig(BaseModel):
-    """Engine settings; unknown keys are an error, so a misspelt setting cannot be silently ignored."""
+    """Engine settings; unknown keys are an error, so a misspelt setting cannot be silently ignored.
+
+    Defaults: `qs_analytics.defaults`, the same as the worker's `Settings`.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    window: int = Field(300, ge=2, description="rolling window in observations (a cap in time mode)")
+    window: int = Field(d.WINDOW, ge=2, description="rolling window in observations (a cap in time mode)")
     window_ms: int | None = Field(None, gt=0, description="also drop observations older than ts − window_ms")
     min_obs: int = Field(30, ge=2, description="time mode only: observations needed before a rolling fit")
     beta_source: BetaSource = "ols"
-    delta: float = Field(1e-4, gt=0.0, lt=1.0)
-    obs_noise: float = Field(1e-3, gt=0.0)
-    init_cov: float = Field(1.0, gt=0.0)
+    delta: float = Field(d.KALMAN_DELTA, gt=0.0, lt=1.0)
+    obs_noise: float = Field(d.KALMAN_OBS_NOISE, gt=0.0)
+    init_cov: float = Field(d.KALMAN_INIT_COV, gt=0.0)
     robust_window: int | None = Field(None, ge=3, description="Huber/Theil–Sen window (default: window)")
-    huber_every_n: int = Field(100, ge=1)
-    huber_every_ms: int | None = Field(5_000, gt=0)
+    huber_every_n: int = Field(d.HUBER_EVERY_N, ge=1)
+    huber_every_ms: int | None = Field(d.HUBER_EVERY_MS, gt=0)
     huber_epsilon: float = Field(1.35, gt=1.0)
     huber_alpha: float = Field(1e-4, ge=0.0)
-    theilsen: bool = True
+    theilsen: bool = d.THEILSEN
     theilsen_every_n: int = Field(500, ge=1)
     theilsen_max_subpopulation: int = Field(2_000, ge=10)
-    adf_every_ms: int = Field(60_000, gt=0)
+    adf_every_ms: int = Field(d.ADF_EVERY_MS, gt=0)
     adf_max_lag: int | None = Field(None, ge=0)
     half_life_every_n: int = Field(50, ge=1)
 

@@ -19,6 +19,8 @@ import numpy as np
 import numpy.typing as npt
 from simdkalman import primitives
 
+from qs_analytics import defaults
+
 
 class KalmanResult(NamedTuple):
     """Filtered state after one observation (a NamedTuple: built every tick, cheaper than a dataclass)."""
@@ -48,7 +50,12 @@ class KalmanHedge:
 
     __slots__ = ("delta", "obs_noise", "init_cov", "_q", "beta", "alpha", "_p00", "_p01", "_p10", "_p11", "n")
 
-    def __init__(self, delta: float = 1e-4, obs_noise: float = 1e-3, init_cov: float = 1.0) -> None:
+    def __init__(
+        self,
+        delta: float = defaults.KALMAN_DELTA,
+        obs_noise: float = defaults.KALMAN_OBS_NOISE,
+        init_cov: float = defaults.KALMAN_INIT_COV,
+    ) -> None:
         _check(delta, obs_noise, init_cov)
         self.delta = delta
         self.obs_noise = obs_noise
@@ -90,9 +97,9 @@ class KalmanHedge:
 def kalman_filter_batch(
     x: npt.ArrayLike,
     y: npt.ArrayLike,
-    delta: float = 1e-4,
-    obs_noise: float = 1e-3,
-    init_cov: float = 1.0,
+    delta: float = defaults.KALMAN_DELTA,
+    obs_noise: float = defaults.KALMAN_OBS_NOISE,
+    init_cov: float = defaults.KALMAN_INIT_COV,
 ) -> dict[str, npt.NDArray[np.float64]]:
     """Filter whole series with simdkalman's primitives; x, y of shape (n,) or (pairs, n).
 

@@ -14,6 +14,8 @@ from typing import Annotated, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from qs_analytics import defaults as engine
+
 _SYMBOL = re.compile(r"^[A-Z0-9]{2,30}$")
 
 
@@ -115,19 +117,20 @@ class Settings(BaseSettings):
     analytics_price: Literal["trade", "mid"] = "trade"
     # Default: the second symbol against the first (ETHUSDT/BTCUSDT with the default symbols).
     pairs: Annotated[tuple[str, ...] | None, NoDecode] = None
-    ols_window: int = Field(300, ge=2, le=100_000, description="rolling window in observations")
+    # The engine's defaults are qs_analytics.defaults (PairConfig and the batch command read them too).
+    ols_window: int = Field(engine.WINDOW, ge=2, le=100_000, description="rolling window in observations")
     analytics_window_ms: int | None = Field(None, gt=0, description="also drop observations older than this")
     beta_source: Literal["ols", "kalman", "huber", "theilsen"] = "ols"
     # Theil-Sen costs ~50 ms a refit: on when it is the beta source or asked for
-    theilsen: bool = False
+    theilsen: bool = engine.THEILSEN
     # Huber refits (~4 ms each) every N observations or T ms of observation time, whichever comes first
-    huber_every_n: int = Field(1_000, ge=1)
-    huber_every_ms: int = Field(2_000, gt=0)
+    huber_every_n: int = Field(engine.HUBER_EVERY_N, ge=1)
+    huber_every_ms: int = Field(engine.HUBER_EVERY_MS, gt=0)
     # At BTC-level prices the state noise must be tiny, or the filter fits every y exactly.
-    kalman_delta: float = Field(1e-9, gt=0, lt=1)
-    kalman_obs_noise: float = Field(1.0, gt=0)
-    kalman_init_cov: float = Field(1.0, gt=0)
-    adf_every_s: float = Field(60.0, gt=0)
+    kalman_delta: float = Field(engine.KALMAN_DELTA, gt=0, lt=1)
+    kalman_obs_noise: float = Field(engine.KALMAN_OBS_NOISE, gt=0)
+    kalman_init_cov: float = Field(engine.KALMAN_INIT_COV, gt=0)
+    adf_every_s: float = Field(engine.ADF_EVERY_MS / 1000, gt=0)
     symbol_window: int = Field(300, ge=2, le=100_000)
     analytics_max_rate: float = Field(10.0, gt=0, description="analytics entries per second per pair at most")
     analytics_maxlen: int = Field(100_000, ge=100)

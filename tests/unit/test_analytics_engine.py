@@ -36,7 +36,8 @@ def series(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_metrics_appear_exactly_when_needs_says_so():
-    cfg = PairConfig(window=30, huber_every_n=10, huber_every_ms=None, theilsen_every_n=50, half_life_every_n=5)
+    cfg = PairConfig(window=30, huber_every_n=10, huber_every_ms=None, theilsen=True, theilsen_every_n=50,
+                     half_life_every_n=5)  # theilsen: off by default since the defaults are the live ones
     eng = PairEngine(cfg)
     x, y = series(200)
     for t in range(200):

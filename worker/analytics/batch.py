@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
+from qs_analytics import defaults
 from qs_analytics.kalman import KalmanHedge
 from qs_analytics.olsz import OLSZStepper
 
@@ -87,9 +88,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--input", required=True, help="CSV with header time,x,y")
     p.add_argument("--output", required=True, help="CSV to write ('-' for stdout)")
     p.add_argument("--window", type=int, required=True, help="rolling window N in rows (>= 2)")
-    p.add_argument("--delta", type=float, default=1e-4, help="Kalman δ: process noise δ/(1−δ)·I")
-    p.add_argument("--obs-noise", type=float, default=1e-3, help="Kalman observation noise variance R")
-    p.add_argument("--init-cov", type=float, default=1.0, help="Kalman initial covariance C (C·I)")
+    # the live worker's defaults (KALMAN_DELTA, ...), so a file recomputed with no flags matches the live engine
+    p.add_argument("--delta", type=float, default=defaults.KALMAN_DELTA,
+                   help="Kalman δ: process noise δ/(1−δ)·I (default %(default)s)")
+    p.add_argument("--obs-noise", type=float, default=defaults.KALMAN_OBS_NOISE,
+                   help="Kalman observation noise variance R (default %(default)s)")
+    p.add_argument("--init-cov", type=float, default=defaults.KALMAN_INIT_COV,
+                   help="Kalman initial covariance C (C·I) (default %(default)s)")
     a = p.parse_args(argv)
     if a.window < 2:
         p.error("--window must be >= 2")
