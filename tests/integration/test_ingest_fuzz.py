@@ -195,7 +195,7 @@ def test_no_frame_stops_ingest_and_each_is_published_or_dead_lettered(tmp_path, 
         # no shrinking: the examples share one ingest process and its counters, so a smaller one proves nothing
         @settings(max_examples=40, deadline=None, database=None, derandomize=True, phases=[Phase.generate],
                   suppress_health_check=list(HealthCheck))
-        @given(st.lists(st.one_of(valid_frames(), invalid_frames()), min_size=1, max_size=25))
+        @given(st.lists(st.one_of(valid_frames(), invalid_frames()), min_size=5, max_size=25))
         def batch(frames: list[Frame]) -> None:
             ws.push([f for _, f in frames])
             sent["valid"] += sum(ok for ok, _ in frames)
