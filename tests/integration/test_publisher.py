@@ -118,3 +118,27 @@ def test_malformed_frames_are_counted_and_dead_lettered_never_a_crash(tmp_path, 
     assert b"data.p" in dead[1][1][b"reason"] and b"not JSON" in dead[0][1][b"reason"]
     st = status(r, "ingest")
     assert (st["dead_letters"], st["skipped"], st["published"], st["frames"]) == (3, 1, 2, 6)
+
+
+def test_dead_letters_are_bounded_in_bytes_and_counted_per_reason_class(redis_server, r):
+    """DEADLETTER_MAX_MB bounds the stream whatever arrives: each raw frame is cut to 64 KiB and the entry count
+    to the bound over the largest entry."""
+
+    async def scenario() -> Publisher:
+        ar = aioredis.from_url(redis_server.url)
+        pub = Publisher(ar, STREAM, maxlen=1_000, source="test", deadletter_max_mb=0.5)
+        await pub.setup()
+        for i in range(40):
+            pub.dead_letter("not JSON: " + "why " * 2_000, bytes([i]) * 200_000, i, "not-json")
+        pub.dead_letter("symbol mismatch", b"{}", 99, "symbol-mismatch")
+        await pub.flush()
+        await ar.aclose()
+        return pub
+
+    pub = run(scenario())
+    entries = r.xrange("stream:deadletter")
+    assert len(entries) == pub.dead_maxlen == 7  # 0.5 MiB over ~65 KiB entries
+    assert sum(len(f[b"raw"]) + len(f[b"reason"]) for _, f in entries) <= 0.5 * 2**20
+    assert all(len(f[b"raw"]) <= 64 * 1024 and len(f[b"reason"].decode()) <= 1024 for _, f in entries)
+    assert entries[-1][1][b"reason"] == b"symbol mismatch"  # the newest are kept
+    assert pub.dead_letters == 41 and dict(pub.dead_letter_reasons) == {"not-json": 40, "symbol-mismatch": 1}
