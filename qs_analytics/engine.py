@@ -17,7 +17,7 @@ from qs_analytics import defaults as d
 from qs_analytics.kalman import KalmanHedge
 from qs_analytics.ols import RollingOLS
 from qs_analytics.robust import HuberFairValue, TheilSenFairValue
-from qs_analytics.spread import RollingCorrelation, SpreadZScore
+from qs_analytics.spread import RollingCorrelation, SpreadZScore, spread
 from qs_analytics.stationarity import MIN_ADF_POINTS, ADFResult, adf_test, half_life
 
 BetaSource = Literal["ols", "kalman", "huber", "theilsen"]
@@ -104,7 +104,7 @@ class PairEngine:
                 out["ols_r2"] = ols.r2
             if ols.resid_std == ols.resid_std:
                 out["ols_resid_std"] = ols.resid_std
-            s_ols = y - ob * x - oa
+            s_ols = spread(y, x, ob, oa)
             out["spread_ols"] = s_ols
             zo = self._z_ols.update(s_ols, ts_ms)
             if zo is not None and zo.z == zo.z:
@@ -128,7 +128,7 @@ class PairEngine:
         if b is not None:
             a = out[self._alpha_key]
             fv = b * x + a
-            sp = y - b * x - a  # same rounding as spread_ols (and the batch CLI)
+            sp = spread(y, x, b, a)  # the one definition: spread_ols, the batch CLI and the dashboard use it too
             out["hedge_beta"] = b
             out["hedge_alpha"] = a
             out["fair_value"] = fv

@@ -32,10 +32,6 @@ class OLSFit(NamedTuple):
     mean_y: float
     reason: str | None = None
 
-    @property
-    def ok(self) -> bool:
-        return self.reason is None
-
 
 def fit_from_comoments(c: RollingCoMoments) -> OLSFit:
     """Turn a window's co-moments into an `OLSFit` (no minimum-size check)."""

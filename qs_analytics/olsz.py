@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from qs_analytics.ols import RollingOLS
-from qs_analytics.spread import SpreadZScore
+from qs_analytics.spread import SpreadZScore, spread
 
 
 class OLSZRow(NamedTuple):
@@ -37,7 +37,7 @@ class OLSZStepper:
         if fit is None or fit.reason is not None:
             return OLSZRow(None, None, None, None, None, None)
         beta, alpha = fit.beta, fit.alpha
-        s = y - beta * x - alpha
+        s = spread(y, x, beta, alpha)
         zr = self._zs.update(s)
         return OLSZRow(beta, alpha, fit.r2, fit.resid_std, s, zr.z if zr is not None else None)
 

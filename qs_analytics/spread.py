@@ -14,6 +14,7 @@ from qs_analytics.moments import RollingCoMoments, RollingMoments
 
 
 def spread(y: float, x: float, beta: float, alpha: float) -> float:
+    """The spread of a hedge fit: y − β·x − α. The only place it is written, so every caller rounds alike."""
     return y - beta * x - alpha
 
 
