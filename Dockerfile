@@ -19,15 +19,14 @@ RUN groupadd --gid 1000 app \
 
 WORKDIR /app
 
-# Dependencies first, from pyproject.toml alone: this layer is rebuilt only when the dependencies change.
-COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
-        > /tmp/requirements.txt \
-    && python -m pip install -r /tmp/requirements.txt \
-    && rm /tmp/requirements.txt
+# Dependencies first, from the lock alone (exact versions and hashes, the same that `make run` installs): this
+# layer is rebuilt only when the lock changes.
+COPY requirements.lock ./
+RUN python -m pip install --require-hashes -r requirements.lock && rm requirements.lock
 
 # Then the code. The processes run from /app (`python -m ...` and `streamlit run dashboard/app.py` use the
 # source tree in the working directory); the package is also installed so `import worker` works anywhere.
+COPY pyproject.toml ./
 COPY qs_common/ qs_common/
 COPY qs_analytics/ qs_analytics/
 COPY ingest/ ingest/
@@ -39,22 +38,9 @@ RUN python -m pip install --no-deps . \
     && mkdir -p /app/data \
     && chown app:app /app/data
 
-# Start as root only to pick the user: the processes run as the owner of /app/data (a bind-mounted host
-# folder keeps its owner, so files the worker writes there stay the host user's), or as `app` when
-# /app/data belongs to root (e.g. Docker created the missing bind folder), after giving it to `app` (a
-# read-only mount stays as it is: reading is enough there).
-# Started with `--user`, it runs the command as that user unchanged.
-RUN printf '%s\n' \
-    '#!/bin/sh' \
-    'set -e' \
-    'if [ "$(id -u)" != 0 ]; then exec "$@"; fi' \
-    'mkdir -p /app/data' \
-    'uid=$(stat -c %u /app/data); gid=$(stat -c %g /app/data)' \
-    'if [ "$uid" = 0 ]; then chown app:app /app/data 2>/dev/null || true; uid=$(id -u app); gid=$(id -g app); fi' \
-    'if [ "$uid" != "$(id -u app)" ]; then export HOME=/tmp; fi' \
-    'exec setpriv --reuid="$uid" --regid="$gid" --clear-groups -- "$@"' \
-    > /usr/local/bin/qs-entrypoint \
-    && chmod 755 /usr/local/bin/qs-entrypoint
+# Start as root only to pick the user and make what is already in /app/data usable by it (see the script).
+COPY scripts/qs-entrypoint.sh /usr/local/bin/qs-entrypoint
+RUN chmod 755 /usr/local/bin/qs-entrypoint
 
 # No VOLUME here: it would give the dashboard and every `docker run` an anonymous volume; compose mounts ./data.
 EXPOSE 8000 8501

@@ -1,8 +1,12 @@
-# The README's commands. `make test` installs what the tests need, then runs them all.
+# The README's commands. Everything runs in the project's virtual environment (.venv, created when missing),
+# installed from the locks: requirements.lock to run, requirements-dev.lock to test and lint (make lock renews them).
+# PYTHON is the interpreter that creates .venv (CPython 3.11, what the locks are for).
 PYTHON ?= python3
-export PYTHON
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export PYTHON VENV
 
-.PHONY: help deps test test-fast run demo bench lint up down
+.PHONY: help deps run-deps test test-fast run demo bench lint lock up down
 
 help:
 	@echo "make test     install what the tests need, then run every test (unit, integration, browser)"
@@ -10,32 +14,41 @@ help:
 	@echo "make demo     the same on the synthetic feed, for machines without internet"
 	@echo "make bench    benchmarks (print figures; see docs/benchmarks.md)"
 	@echo "make lint     ruff, mypy and the import contracts (lint-imports)"
+	@echo "make lock     re-lock the dependencies after a change to pyproject.toml (needs uv)"
 	@echo "make up       docker compose up --build"
 
+# what the tests and lint need: redis-server, chromium, the dev lock
 deps:
-	@scripts/install-deps.sh
+	@scripts/install-deps.sh dev
+
+# what running needs: redis-server (unless REDIS_URL is set), the runtime lock
+run-deps:
+	@scripts/install-deps.sh run
 
 test: deps
-	$(PYTHON) -m pytest
+	$(PY) -m pytest
 
 test-fast: deps
-	$(PYTHON) -m pytest tests/unit
+	$(PY) -m pytest tests/unit
 
-run: deps
-	$(PYTHON) -m qs_common.launcher
+run: run-deps
+	$(PY) -m qs_common.launcher
 
-demo: deps
-	SOURCE=synthetic $(PYTHON) -m qs_common.launcher
+demo: run-deps
+	SOURCE=synthetic $(PY) -m qs_common.launcher
 
 bench: deps
-	$(PYTHON) bench/bench_pipeline.py
-	@for b in bench/bench_analytics.py bench/bench_dashboard.py bench/bench_book.py; do [ -f $$b ] && $(PYTHON) $$b || true; done
+	$(PY) bench/bench_pipeline.py
+	@for b in bench/bench_analytics.py bench/bench_dashboard.py bench/bench_book.py; do [ -f $$b ] && $(PY) $$b || true; done
 
-lint:
-	$(PYTHON) -m ruff check .
-	$(PYTHON) -m mypy qs_common qs_analytics ingest worker dashboard
+lint: deps
+	$(PY) -m ruff check .
+	$(PY) -m mypy qs_common qs_analytics ingest worker dashboard
 	@# import contracts of pyproject.toml (lint-imports, through this interpreter)
-	$(PYTHON) -c 'from importlinter.cli import lint_imports_command; lint_imports_command()'
+	$(PY) -c 'from importlinter.cli import lint_imports_command; lint_imports_command()'
+
+lock:
+	@scripts/lock.sh
 
 up:
 	docker compose up --build

@@ -59,6 +59,14 @@ def _where(host: str, port: int) -> str:
     return f"http://{shown}:{port} (reachable from your network)"
 
 
+def api_url(settings: Settings) -> str:
+    """Where the other processes find the worker API: API_URL when set, else the worker's own API_HOST:API_PORT."""
+    if "API_URL" in os.environ:
+        return settings.api_url
+    host = "127.0.0.1" if settings.api_host in ("0.0.0.0", "::", "") else settings.api_host
+    return f"http://{f'[{host}]' if ':' in host else host}:{settings.api_port}"
+
+
 def startup_message(settings: Settings) -> str:
     lines = [
         f"Quant-Stream is starting ({settings.source.value} feed, symbols {', '.join(settings.symbols)}).",
@@ -89,16 +97,14 @@ def main() -> int:
             return 1
         print(f"started redis-server for this run (data in {settings.data_dir / 'redis'})", file=sys.stderr)
 
-    env = {**os.environ, "REDIS_URL": settings.redis_url}
+    # the dashboard reads the worker's API, and the synthetic source imports its history through it
+    env = {**os.environ, "REDIS_URL": settings.redis_url, "API_URL": api_url(settings)}
     py = sys.executable
     children = {
         "worker": subprocess.Popen([py, "-m", "worker"], env=env),
         "ingest": subprocess.Popen([py, "-m", "ingest"], env=env),
         # `python -m dashboard`: Streamlit bound to DASHBOARD_HOST with the hardened options (dashboard/serve.py)
-        "dashboard": subprocess.Popen(
-            [py, "-m", "dashboard", "--port", str(DASHBOARD_PORT)],
-            env={**env, "API_URL": settings.api_url or f"http://localhost:{settings.api_port}"},
-        ),
+        "dashboard": subprocess.Popen([py, "-m", "dashboard", "--port", str(DASHBOARD_PORT)], env=env),
     }
     print(startup_message(settings), file=sys.stderr)
 
