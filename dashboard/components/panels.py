@@ -8,6 +8,7 @@ from typing import Any
 import streamlit as st
 
 from dashboard.frames import fmt_time
+from qs_analytics.symbol import book_metrics as top_of_book
 
 
 def _num(value: Any, digits: int = 4) -> str:
@@ -21,19 +22,20 @@ def _num(value: Any, digits: int = 4) -> str:
 
 
 def book_metrics(book: dict[str, Any]) -> dict[str, float]:
-    """Quoted spread (abs, bps of mid), mid and imbalance (bid size share of both sizes, −1..1)."""
+    """Quoted spread (abs, bps of mid), mid and imbalance (bid size share of both sizes, −1..1): the worker's
+    definitions (qs_analytics.symbol.book_metrics), plus the quotes as floats for display."""
     bid, ask = float(book["bid"]), float(book["ask"])
     bq, aq = float(book["bid_qty"]), float(book["ask_qty"])
-    mid = (bid + ask) / 2
+    m = top_of_book(bid, bq, ask, aq)
     return {
         "bid": bid,
         "ask": ask,
         "bid_qty": bq,
         "ask_qty": aq,
-        "mid": mid,
+        "mid": m.mid,
         "spread": ask - bid,
-        "spread_bps": (ask - bid) / mid * 1e4 if mid > 0 else math.nan,
-        "imbalance": (bq - aq) / (bq + aq) if bq + aq > 0 else math.nan,
+        "spread_bps": m.spread_bps,
+        "imbalance": m.imbalance,
     }
 
 
