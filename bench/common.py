@@ -387,7 +387,7 @@ def pyspy_record(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes]
 
 
 def _frame_name(frame: str) -> str:
-    # py-spy raw frames look like `update (worker/analytics/ols.py:52)`; drop the line number
+    # py-spy raw frames look like `update (qs_analytics/ols.py:52)`; drop the line number
     name, _, loc = frame.partition(" (")
     path = loc.rstrip(")").rsplit(":", 1)[0]
     for marker in ("site-packages/", "/lib/python3"):

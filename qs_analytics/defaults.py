@@ -1,6 +1,6 @@
-"""The one set of engine defaults. `Settings` (the live worker and the dashboard), `PairConfig`, `KalmanHedge`,
-the robust fits' schedule and `python -m worker.analytics` all read these names, so that a figure computed
-offline with the defaults is the figure the live product shows.
+"""The one set of engine defaults. `Settings` (the live worker and the dashboard), `PairConfig` (the engine),
+`KalmanHedge` and `python -m worker.analytics` all read these names, so that a figure computed offline with the
+defaults is the figure the live product shows.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The analytics consumer group: ticks -> aligned pair observations -> metrics on `stream:analytics`.
 
-The math lives in `worker.analytics` (pure, no I/O); this module reads ticks, feeds the as-of aligners and
+The math lives in `qs_analytics` (pure, no I/O); this module reads ticks, feeds the as-of aligners and
 engines, runs the scheduled ADF, evaluates the alert rules stored in Redis on every update, throttles what
 it publishes (at most ANALYTICS_MAX_RATE entries per second of observation time per pair, and always on an
 alert), and keeps the latest top of book and per-symbol statistics in Redis.
