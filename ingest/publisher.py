@@ -197,7 +197,7 @@ class Publisher:
         try:
             await conn.send_packed_command(payload, check_health=False)
             before = await self._read_state(conn)
-            lost = self.watch.check(before)
+            lost = self._check(before)
             ids = []
             for _ in batch:
                 ids.append(await conn.read_response())
@@ -217,14 +217,27 @@ class Publisher:
         if lost is not None:
             await self._rewound(lost)
 
-    async def _read_state(self, conn: Any) -> StreamState:
+    async def _read_state(self, conn: Any) -> StreamState | None:
         try:
             reply = await conn.read_response()
         except ResponseError as exc:
             if "no such key" not in str(exc).lower():
                 raise
             reply = None  # the stream is gone: nothing was ever added, as far as Redis knows
-        return stream_state(reply)
+        try:
+            return stream_state(reply)
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:  # a reply we do not know: publish anyway
+            log.warning("XINFO STREAM reply not understood, rewind check skipped: %r", exc)
+            return None
+
+    def _check(self, state: StreamState | None) -> Lost | None:
+        if state is None:
+            return None
+        try:
+            return self.watch.check(state)
+        except Exception:  # the watch must never stop publishing
+            log.exception("rewind check failed")
+            return None
 
     async def check_rewind(self) -> None:
         """Between batches (housekeeping): has Redis gone back in time since our last confirmed write?"""
@@ -235,7 +248,7 @@ class Publisher:
                 if "no such key" not in str(exc).lower():
                     raise
                 reply = None
-            lost = self.watch.check(stream_state(reply))
+            lost = self._check(stream_state(reply))
             if lost is not None:
                 await self._rewound(lost)
 

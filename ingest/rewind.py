@@ -93,11 +93,11 @@ class RewindWatch:
         self.recent = deque((e for e in self.recent if parse_id(e[0]) <= now.last_id), maxlen=self.recent.maxlen)
         return lost
 
-    def confirmed(self, before: StreamState, ids: list[bytes], meta: list[tuple[str, int] | None]) -> None:
+    def confirmed(self, before: StreamState | None, ids: list[bytes], meta: list[tuple[str, int] | None]) -> None:
         """Our batch's first `len(ids)` XADDs were acknowledged with these ids (`before`: the stream before it)."""
         if not ids:
             return
-        base = before.entries_added
+        base = None if before is None else before.entries_added
         recent = self.recent
         for i, m in enumerate(meta[: len(ids)]):
             if m is not None:

@@ -86,10 +86,10 @@ def test_a_killed_or_stopped_ingest_records_its_downtime_as_a_gap_per_symbol(tmp
                      and (after_id is None or eid > after_id)]
             assert int(g["end_ms"]) == min(later)
     # every trade the server sent that never reached the stream lies inside one of its symbol's gaps
-    # (up to each symbol's newest stored trade: what the last stop lost has no gap yet)
+    # (before each symbol's newest stored trade: what the last stop lost, from that ms on, has no gap yet)
     stored_ids = {(s, tid) for _, s, tid, _ in stored}
     newest = {s: max(t for _, sym, _, t in stored if sym == s) for s in SYMBOLS}
-    missing = [t for t in sent_trades(ws) if (t["s"], t["t"]) not in stored_ids and int(t["T"]) <= newest[t["s"]]]
+    missing = [t for t in sent_trades(ws) if (t["s"], t["t"]) not in stored_ids and int(t["T"]) < newest[t["s"]]]
     for t in missing:
         assert any(g["symbols"] == t["s"] and int(g["start_ms"]) <= int(t["T"]) <= int(g["end_ms"])
                    for g in all_gaps), t
