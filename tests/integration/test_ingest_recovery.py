@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from ingest.rewind import parse_id
 from tests.conftest import BTC_RECORDING, ETH_RECORDING, RedisServer, python_module, service_env, start_redis
 from tests.integration.binance_ws import RECORDED_SKEW_ENV, BinanceWsServer, Script
 from tests.integration.procs import Proc, status, wait_for
@@ -50,7 +51,9 @@ def test_a_killed_or_stopped_ingest_records_its_downtime_as_a_gap_per_symbol(tmp
         wait_for(lambda: r.exists("stream:ticks") and r.xlen("stream:ticks") >= 8_000, 120, "first ticks")
         assert ingest.stop() == 0  # clean stop (SIGTERM): the downtime still loses trades
         assert r.get("ingest:clean_stop:binance-spot") is not None
-        last_before_stop = {s: max(t for _, sym, _, t in stream_trades(r) if sym == s) for s in SYMBOLS}
+        stored_before_stop = stream_trades(r)
+        last_before_stop = {s: max(t for _, sym, _, t in stored_before_stop if sym == s) for s in SYMBOLS}
+        stop_id = stored_before_stop[-1][0]
 
         ingest = start_ingest(redis_server.url, ws, log)
         wait_for(lambda: len(gaps(r)) == 2, 60, "the restart gaps")
@@ -74,7 +77,7 @@ def test_a_killed_or_stopped_ingest_records_its_downtime_as_a_gap_per_symbol(tmp
     all_gaps = gaps(r)
     stored = stream_trades(r)
     stopped, crashed = all_gaps[:2], all_gaps[2:]
-    for group, reason, last_before, after_id in ((stopped, "ingest restarted", last_before_stop, None),
+    for group, reason, last_before, after_id in ((stopped, "ingest restarted", last_before_stop, stop_id),
                                                  (crashed, "ingest restarted after crash", last_before_kill, last_id)):
         assert sorted(g["symbols"] for g in group) == list(SYMBOLS)
         for g in group:
@@ -82,8 +85,7 @@ def test_a_killed_or_stopped_ingest_records_its_downtime_as_a_gap_per_symbol(tmp
             assert g["reason"] == reason and g["venue"] == "binance-spot"
             assert int(g["start_ms"]) == last_before[symbol]
             # ends at the symbol's first trade published after the restart
-            later = [t for eid, s, _, t in stored if s == symbol and t > last_before[symbol]
-                     and (after_id is None or eid > after_id)]
+            later = [t for eid, s, _, t in stored if s == symbol and parse_id(eid) > parse_id(after_id)]
             assert int(g["end_ms"]) == min(later)
     # every trade the server sent that never reached the stream lies inside one of its symbol's gaps
     # (before each symbol's newest stored trade: what the last stop lost, from that ms on, has no gap yet)
