@@ -80,6 +80,7 @@ class Ingest:
         self.last_frame_ms: int | None = None
         self.last_recv_ns: int | None = None
         self._rate = RateMeter()
+        self._exceptions_logged: set[str] = set()
         self._stopping = asyncio.Event()
         self._stop_requested = False
 
@@ -125,8 +126,12 @@ class Ingest:
         try:
             self._route(recv_ns, raw, parse_frame(recv_ns, raw, self.rules))
         except Exception as exc:  # one frame must never stop the feed: it is kept, with what went wrong
-            log.exception("frame not handled, dead-lettered")
-            self.pub.dead_letter(f"ingest error: {type(exc).__name__}: {exc}", bytes(raw), recv_ns, EXCEPTION)
+            name = type(exc).__name__
+            if name not in self._exceptions_logged:  # a traceback per kind of failure, not per frame
+                self._exceptions_logged.add(name)
+                log.exception("frame not handled, dead-lettered (further %s are only counted)", name)
+            data = raw if isinstance(raw, bytes) else str(raw).encode(errors="replace")
+            self.pub.dead_letter(f"ingest error: {name}: {exc}", data, recv_ns, EXCEPTION)
         if self.pub.buffered >= self.settings.publish_batch:
             await self.pub.flush()
 
