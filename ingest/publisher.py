@@ -259,10 +259,6 @@ class Publisher:
         # a Redis that lost everything lost the consumer groups too
         await ensure_groups(self.r, self.stream, keys.TICK_GROUPS)
 
-    async def record_gap(self, symbol: str, start_ms: int, end_ms: int, reason: str, venue: str) -> None:
-        self.gap(symbol, start_ms, end_ms, reason, venue)
-        await self.flush()
-
     async def trim(self) -> None:
         """Trim the oldest entries beyond the bound that every group has acknowledged."""
         length = await self.r.xlen(self.stream)
