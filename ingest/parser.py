@@ -124,7 +124,7 @@ def parse_frame(recv_ns: int, raw: bytes | str, rules: EdgeRules = NO_RULES) -> 
             benv = _BookEnvelope.model_validate_json(raw)
             return _check_book(benv.stream, benv.data, recv_ns, rules) or book_from_msg(benv.data, recv_ns)
     except ValidationError as err:
-        return Rejected(f"invalid {kind.decode(errors='replace')} frame: {_first_error(err)}")
+        return Rejected(f"invalid {(kind or b'').decode(errors='replace')} frame: {_first_error(err)}")
     return _parse_slow(recv_ns, raw, rules)
 
 
