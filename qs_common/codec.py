@@ -1,21 +1,31 @@
-"""Ticks to Redis Stream entries and back.
+"""Ticks to Redis Stream entries and back: the one encoder (ingest) and the one decoder (every consumer).
 
-An entry carries the symbol, kind, exchange time (ms; absent for spot book tickers, which have none),
-receive time (ns), the trade id or book update id, and the kind's fields as Binance's exact decimal text:
+An entry carries the schema version, symbol, kind, exchange time (ms; absent for spot book tickers, which have
+none), receive time (ns), the trade id or book update id, and the kind's fields as Binance's exact decimal text:
 
-    trade: sym kind=trade ts=<T> ev=<E> recv=<ns> id=<t> p q m=<1 if buyer is maker>
-    book:  sym kind=book [ts=<E>] recv=<ns> id=<u> b bq a aq
+    trade: v=1 sym kind=trade ts=<T> ev=<E> recv=<ns> id=<t> p q m=<1 if buyer is maker>
+    book:  v=1 sym kind=book [ts=<E>] recv=<ns> id=<u> b bq a aq
+
+An entry without `v` is schema 1 (written before the version was). An entry of another version is not decoded
+(it is reported as undecodable, so the consumer dead-letters it whole instead of misreading it).
+
+`decode_batch` is the hot path: one pass over a batch of `(entry id, fields)` pairs, as redis-py returns them
+without decoding, into columns. It checks structure only (fields present, integers, UTF-8 text); what the
+store or the engines can hold (ranges, decimal text) is theirs to check, so the decoder accepts e.g. a trade
+id of 2**70 and lets the candle consumer say why it cannot be stored.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
 import hiredis
 
 from qs_common.models import BookTicker, Tick, Trade
 
 SCHEMA_VERSION = "1"
+_VERSION_B = SCHEMA_VERSION.encode()
 
 
 class DecodeError(ValueError):
@@ -25,6 +35,7 @@ class DecodeError(ValueError):
 def encode(tick: Tick) -> dict[str, str | int]:
     if isinstance(tick, Trade):
         return {
+            "v": SCHEMA_VERSION,
             "sym": tick.symbol,
             "kind": "trade",
             "ts": tick.ts_trade_ms,
@@ -36,6 +47,7 @@ def encode(tick: Tick) -> dict[str, str | int]:
             "m": 1 if tick.buyer_is_maker else 0,
         }
     entry: dict[str, str | int] = {
+        "v": SCHEMA_VERSION,
         "sym": tick.symbol,
         "kind": "book",
         "recv": tick.recv_ns,
@@ -59,37 +71,149 @@ def pack_xadd(stream: bytes, tick: Tick) -> bytes:
     return hiredis.pack_command(tuple(args))  # type: ignore[arg-type]
 
 
-def _text(fields: Mapping[bytes, bytes], name: bytes) -> str:
-    return fields[name].decode()
+@dataclass(slots=True)
+class TradeColumns:
+    """The batch's trades, one list per field, in stream order."""
+
+    entry_ids: list[bytes] = field(default_factory=list)
+    symbols: list[str] = field(default_factory=list)
+    ids: list[int] = field(default_factory=list)
+    prices: list[str] = field(default_factory=list)
+    qtys: list[str] = field(default_factory=list)
+    times: list[int] = field(default_factory=list)  # trade time T, ms
+    event_times: list[int] = field(default_factory=list)  # event time E, ms
+    recvs: list[int] = field(default_factory=list)  # ns
+    makers: list[bool] = field(default_factory=list)  # the buyer was the maker (the taker sold)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass(slots=True)
+class BookColumns:
+    """The batch's top-of-book updates, one list per field, in stream order."""
+
+    entry_ids: list[bytes] = field(default_factory=list)
+    symbols: list[str] = field(default_factory=list)
+    ids: list[int] = field(default_factory=list)  # update id u
+    bids: list[str] = field(default_factory=list)
+    bid_qtys: list[str] = field(default_factory=list)
+    asks: list[str] = field(default_factory=list)
+    ask_qtys: list[str] = field(default_factory=list)
+    times: list[int | None] = field(default_factory=list)  # event time, ms; None where the venue sends none
+    recvs: list[int] = field(default_factory=list)  # ns
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass(slots=True)
+class DecodedBatch:
+    trades: TradeColumns = field(default_factory=TradeColumns)
+    books: BookColumns = field(default_factory=BookColumns)
+    # Stream order across kinds, for consumers that need it (as-of alignment): i >= 0 is trades[i], i < 0 is
+    # books[~i]. Only filled when asked for.
+    order: list[int] = field(default_factory=list)
+    # Entries that are not ticks of this schema, with the reason: the consumer dead-letters them whole.
+    undecodable: list[tuple[bytes, str]] = field(default_factory=list)
+
+
+def decode_batch(
+    entries: Iterable[tuple[bytes, Mapping[bytes, bytes]]], books: bool = True, order: bool = False,
+    times: bool = False,
+) -> DecodedBatch:
+    """Entries -> columns, in one pass.
+
+    `books=False` skips book entries undecoded (a consumer of trades only). `order=True` also records the stream
+    order across kinds. `times=True` also decodes the trades' receive and event times (`recvs`, `event_times`;
+    empty otherwise): the candle consumer needs neither, and two more integers per trade are a tenth of its cost.
+    Row by row on purpose: measured faster than picking raw columns and converting them with `map`.
+    """
+    out = DecodedBatch()
+    tr, bad, seq = out.trades, out.undecodable, out.order
+    ids = tr.ids
+    # bound once: this loop runs for every tick
+    add_eid, add_sym, add_id, add_price = tr.entry_ids.append, tr.symbols.append, ids.append, tr.prices.append
+    add_qty, add_ts, add_maker = tr.qtys.append, tr.times.append, tr.makers.append
+    for entry_id, f in entries:
+        kind = f.get(b"kind")
+        if kind == b"trade":
+            if f.get(b"v", _VERSION_B) != _VERSION_B:  # checked per kind: skipped books cost no lookup
+                bad.append((entry_id, _unknown_version(f)))
+                continue
+            try:
+                sym, trade_id, ts = f[b"sym"].decode(), int(f[b"id"]), int(f[b"ts"])
+                price, qty, maker = f[b"p"].decode(), f[b"q"].decode(), f[b"m"] == b"1"
+                if times:
+                    recv, ev = int(f[b"recv"]), int(f[b"ev"])
+            except (KeyError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+                bad.append((entry_id, f"malformed trade entry: {exc!r}"))
+                continue
+            if order:
+                seq.append(len(ids))
+            add_eid(entry_id)
+            add_sym(sym)
+            add_id(trade_id)
+            add_price(price)
+            add_qty(qty)
+            add_ts(ts)
+            add_maker(maker)
+            if times:
+                tr.recvs.append(recv)
+                tr.event_times.append(ev)
+        elif kind == b"book":
+            if books:
+                _decode_book(entry_id, f, out.books, bad, seq if order else None)
+        elif f.get(b"v", _VERSION_B) != _VERSION_B:
+            bad.append((entry_id, _unknown_version(f)))
+        else:
+            bad.append((entry_id, f"not a tick: kind {kind!r}"))
+    return out
+
+
+def _unknown_version(f: Mapping[bytes, bytes]) -> str:
+    return f"tick schema v={f[b'v'][:20]!r} unknown (this decoder reads v={SCHEMA_VERSION})"
+
+
+def _decode_book(
+    entry_id: bytes, f: Mapping[bytes, bytes], bk: BookColumns, bad: list[tuple[bytes, str]], seq: list[int] | None
+) -> None:
+    if f.get(b"v", _VERSION_B) != _VERSION_B:
+        bad.append((entry_id, _unknown_version(f)))
+        return
+    try:
+        sym, update_id, recv = f[b"sym"].decode(), int(f[b"id"]), int(f[b"recv"])
+        bid, bid_qty, ask, ask_qty = f[b"b"].decode(), f[b"bq"].decode(), f[b"a"].decode(), f[b"aq"].decode()
+        ts_raw = f.get(b"ts")
+        ts = int(ts_raw) if ts_raw is not None else None
+    except (KeyError, ValueError) as exc:
+        bad.append((entry_id, f"malformed book entry: {exc!r}"))
+        return
+    if seq is not None:
+        seq.append(~len(bk.ids))
+    bk.entry_ids.append(entry_id)
+    bk.symbols.append(sym)
+    bk.ids.append(update_id)
+    bk.bids.append(bid)
+    bk.bid_qtys.append(bid_qty)
+    bk.asks.append(ask)
+    bk.ask_qtys.append(ask_qty)
+    bk.times.append(ts)
+    bk.recvs.append(recv)
+
+
+def trade_at(t: TradeColumns, i: int) -> Trade:
+    return Trade(t.symbols[i], t.ids[i], t.prices[i], t.qtys[i], t.times[i], t.event_times[i], t.recvs[i], t.makers[i])
+
+
+def book_at(b: BookColumns, i: int) -> BookTicker:
+    return BookTicker(b.symbols[i], b.ids[i], b.bids[i], b.bid_qtys[i], b.asks[i], b.ask_qtys[i], b.times[i],
+                      b.recvs[i])
 
 
 def decode(fields: Mapping[bytes, bytes]) -> Tick:
-    """Entry fields as redis-py returns them without decoding (bytes -> bytes)."""
-    try:
-        kind = fields[b"kind"]
-        if kind == b"trade":
-            return Trade(
-                symbol=_text(fields, b"sym"),
-                trade_id=int(fields[b"id"]),
-                price=_text(fields, b"p"),
-                qty=_text(fields, b"q"),
-                ts_trade_ms=int(fields[b"ts"]),
-                ts_event_ms=int(fields[b"ev"]),
-                recv_ns=int(fields[b"recv"]),
-                buyer_is_maker=fields[b"m"] == b"1",
-            )
-        if kind == b"book":
-            ts = fields.get(b"ts")
-            return BookTicker(
-                symbol=_text(fields, b"sym"),
-                update_id=int(fields[b"id"]),
-                bid=_text(fields, b"b"),
-                bid_qty=_text(fields, b"bq"),
-                ask=_text(fields, b"a"),
-                ask_qty=_text(fields, b"aq"),
-                ts_event_ms=int(ts) if ts is not None else None,
-                recv_ns=int(fields[b"recv"]),
-            )
-    except (KeyError, ValueError, UnicodeDecodeError) as exc:
-        raise DecodeError(f"bad tick entry: {exc!r}") from exc
-    raise DecodeError(f"unknown tick kind {kind!r}")
+    """One entry's fields (bytes -> bytes) -> its tick, through `decode_batch`; DecodeError if it is none."""
+    batch = decode_batch([(b"", fields)], times=True)
+    if batch.undecodable:
+        raise DecodeError(batch.undecodable[0][1])
+    return trade_at(batch.trades, 0) if batch.trades.ids else book_at(batch.books, 0)

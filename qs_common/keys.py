@@ -5,7 +5,6 @@ Stream names that a deployment may want to change (the tick stream) come from se
 
 from __future__ import annotations
 
-TICKS_STREAM = "stream:ticks"
 DEAD_LETTER_STREAM = "stream:deadletter"
 GAPS_STREAM = "stream:gaps"
 ANALYTICS_STREAM = "stream:analytics"

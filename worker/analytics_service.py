@@ -21,7 +21,7 @@ from qs_analytics.alerts import AlertEvaluator, AlertRule
 from qs_analytics.align import PairAligner
 from qs_analytics.engine import PairConfig, PairEngine
 from qs_analytics.symbol import SymbolStats, book_metrics
-from qs_common import keys
+from qs_common import codec, keys
 from qs_common.settings import Settings
 from worker.consumer import Entry, Rejected
 from worker.trade_checks import MAX_TIME_MS
@@ -43,22 +43,21 @@ def pair_config(settings: Settings) -> PairConfig:
     )
 
 
-def _price(raw: bytes, name: str) -> float:
-    value = float(raw)
+def _price(text: str, name: str) -> float:
+    value = float(text)
     if not (math.isfinite(value) and value > 0):  # a NaN or inf would poison every rolling statistic after it
-        raise ValueError(f"{name} {raw[:40]!r} is not a finite number > 0")
+        raise ValueError(f"{name} {text[:40]!r} is not a finite number > 0")
     return value
 
 
-def _amount(raw: bytes, name: str) -> float:
-    value = float(raw)
+def _amount(text: str, name: str) -> float:
+    value = float(text)
     if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"{name} {raw[:40]!r} is not a finite number >= 0")
+        raise ValueError(f"{name} {text[:40]!r} is not a finite number >= 0")
     return value
 
 
-def _time(raw: bytes) -> int:
-    ts = int(raw)
+def _time(ts: int) -> int:
     if not 0 < ts <= MAX_TIME_MS:  # a time far away would hold the as-of alignment of every later tick
         raise ValueError(f"time {ts} ms outside 1..{MAX_TIME_MS} (year 9999)")
     return ts
@@ -104,35 +103,33 @@ class AnalyticsHandler:
         self.bad_rules = bad
         self.alerts.set_rules(rules)
 
-    def _tick(self, f: dict[bytes, bytes], books: dict[str, dict[bytes, bytes]]) -> tuple[str, int, float, int] | None:
-        """The tick's (symbol, time, price, recv) for the aligners; ValueError naming what it cannot use."""
-        kind = f.get(b"kind")
-        sym = f[b"sym"].decode()
-        recv_ns = int(f[b"recv"])
-        if kind == b"trade":
-            ts, price, qty = _time(f[b"ts"]), _price(f[b"p"], "price"), _amount(f[b"q"], "qty")
-            stats = self.symbol_stats.get(sym)
-            if stats is not None:
-                self.snapshots[sym] = stats.update(ts, price, qty)
-            return None if self.use_mid else (sym, ts, price, recv_ns)
-        if kind != b"book":
-            raise ValueError(f"not a tick: kind {kind!r}")
-        bid, ask = _price(f[b"b"], "bid"), _price(f[b"a"], "ask")
-        _amount(f[b"bq"], "bid qty")
-        _amount(f[b"aq"], "ask qty")
-        ts = _time(f[b"ts"]) if b"ts" in f else recv_ns // 1_000_000
-        books[sym] = f  # only the newest per batch is written: its metrics are computed then
+    def _trade(self, t: codec.TradeColumns, i: int) -> tuple[str, int, float, int] | None:
+        """The trade's (symbol, time, price, recv) for the aligners; ValueError naming what it cannot use."""
+        sym, ts, price, qty = t.symbols[i], _time(t.times[i]), _price(t.prices[i], "price"), _amount(t.qtys[i], "qty")
+        stats = self.symbol_stats.get(sym)
+        if stats is not None:
+            self.snapshots[sym] = stats.update(ts, price, qty)
+        return None if self.use_mid else (sym, ts, price, t.recvs[i])
+
+    def _book_tick(self, b: codec.BookColumns, i: int, books: dict[str, int]) -> tuple[str, int, float, int] | None:
+        """The book update's (symbol, time, mid, recv) when the legs are priced at the mid, else None; ValueError
+        naming what it cannot use."""
+        sym, recv_ns, ts = b.symbols[i], b.recvs[i], b.times[i]
+        bid, ask = _price(b.bids[i], "bid"), _price(b.asks[i], "ask")
+        _amount(b.bid_qtys[i], "bid qty")
+        _amount(b.ask_qtys[i], "ask qty")
+        ts = _time(ts) if ts is not None else recv_ns // 1_000_000
+        books[sym] = i  # only the newest per batch is written: its metrics are computed then
         if self.use_mid:
             return sym, ts, 0.5 * (bid + ask), recv_ns
         return None
 
     @staticmethod
-    def _book(sym: str, f: dict[bytes, bytes]) -> dict[str, Any]:
-        recv_ns = int(f[b"recv"])
-        bid, bq, ask, aq = (f[k].decode() for k in (b"b", b"bq", b"a", b"aq"))
+    def _book(b: codec.BookColumns, i: int) -> dict[str, Any]:
+        bid, bq, ask, aq, recv_ns, ts = b.bids[i], b.bid_qtys[i], b.asks[i], b.ask_qtys[i], b.recvs[i], b.times[i]
         return {
-            "symbol": sym, "bid": bid, "bid_qty": bq, "ask": ask, "ask_qty": aq, "update_id": int(f[b"id"]),
-            "recv_ns": recv_ns, "ts": int(f[b"ts"]) if b"ts" in f else recv_ns // 1_000_000,
+            "symbol": b.symbols[i], "bid": bid, "bid_qty": bq, "ask": ask, "ask_qty": aq, "update_id": b.ids[i],
+            "recv_ns": recv_ns, "ts": ts if ts is not None else recv_ns // 1_000_000,
             **_finite(asdict(book_metrics(bid, bq, ask, aq))),
         }
 
@@ -141,21 +138,23 @@ class AnalyticsHandler:
 
         Never raises on data: the engines' state is in memory, so a retried batch would count twice."""
         self._refresh_rules()
-        rejected: list[Rejected] = []
-        books: dict[str, dict[bytes, bytes]] = {}
+        batch = codec.decode_batch(entries, order=True, times=True)
+        rejected: list[Rejected] = batch.undecodable
+        trades, bk = batch.trades, batch.books
+        books: dict[str, int] = {}  # symbol -> its newest book update in `bk`
         out: list[dict[str, str]] = []
         fired_out: list[dict[str, str]] = []
         started = time.monotonic()
-        for entry_id, f in entries:
+        for j in batch.order:
             if out and time.monotonic() - started > PUBLISH_WITHIN_S:
                 # a long batch (a backlog, a scheduled refit) must not hold back what is ready
-                self._write(out, fired_out, books)
+                self._write(out, fired_out, bk, books)
                 out, fired_out, books = [], [], {}
                 started = time.monotonic()
             try:
-                tick = self._tick(f, books)
-            except (KeyError, ValueError) as exc:  # UnicodeDecodeError is a ValueError too
-                rejected.append((entry_id, f"unusable tick: {exc!r}" if isinstance(exc, KeyError) else str(exc)))
+                tick = self._trade(trades, j) if j >= 0 else self._book_tick(bk, ~j, books)
+            except ValueError as exc:
+                rejected.append((trades.entry_ids[j] if j >= 0 else bk.entry_ids[~j], str(exc)))
                 continue
             if tick is None:
                 continue
@@ -181,7 +180,7 @@ class AnalyticsHandler:
                 if fired or obs.ts_ms - self.last_published_ms.get(aligner.pair, -math.inf) >= self.min_gap_ms:
                     self.last_published_ms[aligner.pair] = obs.ts_ms
                     out.append(self._entry(aligner.pair, obs.ts_ms, recv_ns, obs.y, obs.x, metrics, engine))
-        self._write(out, fired_out, books)
+        self._write(out, fired_out, bk, books)
         return rejected
 
     @staticmethod
@@ -192,15 +191,15 @@ class AnalyticsHandler:
         return {"adf_stat": res.statistic, "adf_pvalue": res.p_value, "adf_lags": float(res.lags_used)}
 
     def _write(
-        self, out: list[dict[str, str]], fired: list[dict[str, str]], books: dict[str, dict[bytes, bytes]]
+        self, out: list[dict[str, str]], fired: list[dict[str, str]], bk: codec.BookColumns, books: dict[str, int]
     ) -> None:
         pipe = self.r.pipeline(transaction=False)
         for fields in out:
             pipe.xadd(keys.ANALYTICS_STREAM, fields, maxlen=self.maxlen, approximate=True)  # type: ignore[arg-type]
         for fields in fired:
             pipe.xadd(keys.ALERTS_STREAM, fields, maxlen=10_000, approximate=True)  # type: ignore[arg-type]
-        for sym, f in books.items():
-            pipe.set(keys.latest_book_key(sym), json.dumps(self._book(sym, f)))
+        for sym, i in books.items():
+            pipe.set(keys.latest_book_key(sym), json.dumps(self._book(bk, i)))
         for sym, snap in self.snapshots.items():
             pipe.set(keys.symbol_stats_key(sym), json.dumps({"symbol": sym, **_finite(asdict(snap))}))
         self.snapshots = {}

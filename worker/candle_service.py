@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import polars as pl
 import redis
 
-from qs_common import keys
+from qs_common import codec, keys
 from qs_common.status import now_ms
 from worker.candles import trades_frame
 from worker.consumer import Entry, Rejected
@@ -66,41 +66,26 @@ class CandleHandler:
 
     def __call__(self, entries: list[Entry]) -> list[Rejected]:
         """Store the batch's trades; return the entries that cannot be stored, with the reason (quarantined)."""
-        rejected: list[Rejected] = []
-        entry_ids: list[bytes] = []
-        symbols: list[str] = []
-        ids: list[int] = []
-        prices: list[str] = []
-        qtys: list[str] = []
-        times: list[int] = []
-        makers: list[bool] = []
-        for entry_id, f in entries:
-            kind = f.get(b"kind")
-            if kind != b"trade":
-                if kind != b"book":
-                    rejected.append((entry_id, f"not a tick: kind {kind!r}"))
-                continue
-            try:
-                sym, trade_id, ts = f[b"sym"].decode(), int(f[b"id"]), int(f[b"ts"])
-                price, qty, maker = f[b"p"].decode(), f[b"q"].decode(), f[b"m"] == b"1"
-            except (KeyError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
-                rejected.append((entry_id, f"malformed trade entry: {exc!r}"))
-                continue
+        batch = codec.decode_batch(entries, books=False)
+        rejected: list[Rejected] = batch.undecodable
+        t = batch.trades
+        dropped: set[int] = set()
+        for i, (trade_id, ts, sym) in enumerate(zip(t.ids, t.times, t.symbols, strict=True)):
             problem = id_problem(trade_id) or time_problem(ts)
             if problem is None and sym not in self._symbols_ok:
                 problem = symbol_problem(sym)
                 if problem is None:
                     self._symbols_ok.add(sym)
             if problem is not None:
-                rejected.append((entry_id, problem))
-                continue
-            entry_ids.append(entry_id)
-            symbols.append(sym)
-            ids.append(trade_id)
-            prices.append(price)
-            qtys.append(qty)
-            times.append(ts)
-            makers.append(maker)
+                dropped.add(i)
+                rejected.append((t.entry_ids[i], problem))
+        entry_ids, symbols, ids, prices = t.entry_ids, t.symbols, t.ids, t.prices
+        qtys, times, makers = t.qtys, t.times, t.makers
+        if dropped:
+            keep = [i for i in range(len(t)) if i not in dropped]
+            entry_ids, symbols, ids, prices = _pick(entry_ids, keep), _pick(symbols, keep), _pick(ids, keep), \
+                _pick(prices, keep)
+            qtys, times, makers = _pick(qtys, keep), _pick(times, keep), _pick(makers, keep)
         if ids:
             problems = amount_problems(prices, qtys)
             if any(problems):

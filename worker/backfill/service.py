@@ -25,6 +25,7 @@ from typing import Any
 
 import redis
 
+from qs_common import codec
 from qs_common.settings import Settings
 from worker.backfill import plan
 from worker.backfill.client import PAGE_LIMIT, VENUE_INTERVALS, FetchError, KlinesClient, RejectedRequest, Stopped
@@ -146,9 +147,9 @@ class BackfillService:
     def _update_now(self) -> None:
         newest = self.now_ms or 0
         tail: Any = self.r.xrevrange(self.settings.ticks_stream, "+", "-", count=200)
-        for _, fields in tail:
-            if fields.get(b"kind") == b"trade" and b"ts" in fields:
-                newest = max(newest, int(fields[b"ts"]))
+        times = codec.decode_batch(tail, books=False).trades.times  # undecodable entries are the consumers' to report
+        if times:
+            newest = max(newest, *times)
         if newest:
             self.now_ms = newest
 

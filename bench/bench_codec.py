@@ -1,0 +1,85 @@
+"""Tick-entry decode speed: `qs_common.codec.decode_batch` as the candle and analytics consumers call it.
+
+Prints entries/s over the recorded frames (BTCUSDT and ETHUSDT, 2024-08-08) encoded as ingest writes them,
+best of `--rounds`. Asserts nothing. Run from the repository root: `python bench/bench_codec.py`.
+For reference it also times the hand-written loop the candle consumer had before issue 13 (kept here only as
+the baseline the codec must match).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import recorded_frames  # noqa: E402
+from ingest.parser import parse_frame  # noqa: E402
+from qs_common import codec  # noqa: E402
+
+Entries = list[tuple[bytes, dict[bytes, bytes]]]
+
+
+def entries() -> Entries:
+    out: Entries = []
+    for i, frame in enumerate(recorded_frames()):
+        tick = parse_frame(0, frame)
+        fields = codec.encode(tick)  # type: ignore[arg-type]
+        out.append((f"{i}-0".encode(), {k.encode(): str(v).encode() for k, v in fields.items()}))
+    return out
+
+
+def hand_loop_before(batch: Entries) -> Any:
+    """The candle consumer's own decoding as of issue 8 (the baseline)."""
+    rejected, entry_ids, symbols, ids, prices, qtys, times, makers = [], [], [], [], [], [], [], []
+    for entry_id, f in batch:
+        kind = f.get(b"kind")
+        if kind != b"trade":
+            if kind != b"book":
+                rejected.append((entry_id, f"not a tick: kind {kind!r}"))
+            continue
+        try:
+            sym, trade_id, ts = f[b"sym"].decode(), int(f[b"id"]), int(f[b"ts"])
+            price, qty, maker = f[b"p"].decode(), f[b"q"].decode(), f[b"m"] == b"1"
+        except (KeyError, ValueError) as exc:
+            rejected.append((entry_id, f"malformed trade entry: {exc!r}"))
+            continue
+        entry_ids.append(entry_id)
+        symbols.append(sym)
+        ids.append(trade_id)
+        prices.append(price)
+        qtys.append(qty)
+        times.append(ts)
+        makers.append(maker)
+    return ids
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--rounds", type=int, default=30)
+    args = p.parse_args()
+    batch = entries()
+    trades = sum(1 for _, f in batch if f[b"kind"] == b"trade")
+    print(f"{len(batch):,} entries ({trades:,} trades, {len(batch) - trades:,} book tickers)")
+    cases: list[tuple[str, Callable[[Entries], Any]]] = [
+        ("before: candle consumer's hand loop", hand_loop_before),
+        ("codec.decode_batch(books=False) [candles]", lambda b: codec.decode_batch(b, books=False)),
+        ("codec.decode_batch(order=True, times=True) [analytics]",
+         lambda b: codec.decode_batch(b, order=True, times=True)),
+    ]
+    best = dict.fromkeys((name for name, _ in cases), float("inf"))
+    for _ in range(args.rounds):  # interleaved, best of: the machine is shared
+        for name, fn in cases:
+            t0 = time.perf_counter()
+            fn(batch)
+            best[name] = min(best[name], time.perf_counter() - t0)
+    for name, seconds in best.items():
+        print(f"{name:58s} {len(batch) / seconds:>12,.0f} entries/s")
+
+
+if __name__ == "__main__":
+    main()

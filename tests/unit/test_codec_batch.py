@@ -1,0 +1,75 @@
+"""The column-wise tick decoder every consumer uses (qs_common.codec.decode_batch)."""
+
+from __future__ import annotations
+
+from qs_common import codec
+from qs_common.models import BookTicker, Trade
+
+TRADE = Trade("BTCUSDT", 3735683259, "61837.63000000", "0.02000000", 1723161255342, 1723161255343, 17, True)
+TRADE2 = Trade("ETHUSDT", 9, "2500.5", "1", 1723161255400, 1723161255401, 18, False)
+BOOK = BookTicker("BTCUSDT", 50093239212, "61837.63", "3.78826", "61837.64", "1.54698", None, 99)
+BOOK_TS = BookTicker("ETHUSDT", 5, "1", "2", "3", "4", 1723161255343, 100)
+
+
+def raw(tick: Trade | BookTicker, drop: str = "", **extra: object) -> dict[bytes, bytes]:
+    fields = {k: v for k, v in codec.encode(tick).items() if k != drop} | extra
+    return {k.encode(): v if isinstance(v, bytes) else str(v).encode() for k, v in fields.items()}
+
+
+def test_columns_in_stream_order_across_kinds():
+    entries = [(b"1-0", raw(TRADE)), (b"2-0", raw(BOOK)), (b"3-0", raw(TRADE2)), (b"4-0", raw(BOOK_TS))]
+    batch = codec.decode_batch(entries, order=True, times=True)
+    t, b = batch.trades, batch.books
+    assert t.entry_ids == [b"1-0", b"3-0"] and t.symbols == ["BTCUSDT", "ETHUSDT"] and t.ids == [3735683259, 9]
+    assert t.prices == ["61837.63000000", "2500.5"] and t.qtys == ["0.02000000", "1"]  # exact text
+    assert t.times == [1723161255342, 1723161255400] and t.event_times == [1723161255343, 1723161255401]
+    assert t.recvs == [17, 18] and t.makers == [True, False]
+    assert b.entry_ids == [b"2-0", b"4-0"] and b.times == [None, 1723161255343] and b.recvs == [99, 100]
+    assert b.bids == ["61837.63", "1"] and b.ask_qtys == ["1.54698", "4"] and b.ids == [50093239212, 5]
+    assert batch.order == [0, ~0, 1, ~1] and not batch.undecodable
+    assert [codec.trade_at(t, i) for i in range(2)] == [TRADE, TRADE2]
+    assert [codec.book_at(b, i) for i in range(2)] == [BOOK, BOOK_TS]
+
+
+def test_trades_only_skips_books_and_receive_times():
+    batch = codec.decode_batch([(b"1-0", raw(BOOK)), (b"2-0", raw(TRADE))], books=False)
+    assert batch.trades.ids == [TRADE.trade_id] and len(batch.books) == 0 and batch.order == []
+    assert batch.trades.recvs == [] and batch.trades.event_times == []
+
+
+def test_entries_without_a_version_are_schema_1_and_other_versions_are_refused():
+    old = raw(TRADE, drop="v")
+    assert b"v" not in old and raw(TRADE)[b"v"] == b"1"
+    future = raw(TRADE2, v="2")
+    batch = codec.decode_batch([(b"1-0", old), (b"2-0", future)], times=True)
+    assert batch.trades.ids == [TRADE.trade_id]
+    assert batch.undecodable == [(b"2-0", "tick schema v=b'2' unknown (this decoder reads v=1)")]
+
+
+def test_undecodable_entries_are_named_with_a_reason_and_the_rest_decoded():
+    entries = [
+        (b"1-0", raw(TRADE)),
+        (b"2-0", raw(TRADE, drop="p")),  # missing field
+        (b"3-0", raw(TRADE, id="12x")),  # not an integer
+        (b"4-0", raw(TRADE, sym=b"\xff\xfeUSDT")),  # not UTF-8
+        (b"5-0", {b"kind": b"depth", b"sym": b"X"}),  # not a tick
+        (b"6-0", raw(BOOK, drop="aq")),
+        (b"7-0", raw(TRADE2)),
+        (b"8-0", raw(BOOK_TS)),
+    ]
+    batch = codec.decode_batch(entries, order=True, times=True)
+    assert batch.trades.entry_ids == [b"1-0", b"7-0"] and batch.books.entry_ids == [b"8-0"]
+    assert batch.order == [0, 1, ~0]
+    reasons = dict(batch.undecodable)
+    assert set(reasons) == {b"2-0", b"3-0", b"4-0", b"5-0", b"6-0"}
+    assert "malformed trade entry" in reasons[b"2-0"] and "b'p'" in reasons[b"2-0"]
+    assert "malformed trade entry" in reasons[b"3-0"] and "12x" in reasons[b"3-0"]
+    assert "UnicodeDecodeError" in reasons[b"4-0"]
+    assert reasons[b"5-0"] == "not a tick: kind b'depth'"
+    assert "malformed book entry" in reasons[b"6-0"] and "b'aq'" in reasons[b"6-0"]
+
+
+def test_structure_only_ranges_are_the_consumers_to_check():
+    # the candle consumer names why a trade id of 2**70 or a negative time cannot be stored
+    batch = codec.decode_batch([(b"1-0", raw(TRADE, id=2**70, ts=-5))])
+    assert batch.trades.ids == [2**70] and batch.trades.times == [-5] and not batch.undecodable
