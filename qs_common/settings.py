@@ -135,7 +135,18 @@ class Settings(BaseSettings):
     analytics_max_rate: float = Field(10.0, gt=0, description="analytics entries per second per pair at most")
     analytics_maxlen: int = Field(100_000, ge=100)
 
-    @field_validator("symbols", "pairs", "replay_files", mode="before")
+    # Pair research (issue 9): the scanner and GARCH run in the worker that owns the DuckDB file
+    scan_every_s: float = Field(900.0, ge=0, le=7 * 86_400,
+                                description="scheduled pair scan period (0 = on demand only)")
+    scan_interval: Literal["1m", "5m", "1h", "1d"] = "1m"
+    scan_lookback: int = Field(1_440, ge=50, le=100_000, description="candles per symbol the scan reads")
+    # empty: SYMBOLS. Up to 100 symbols (4,950 pairs)
+    scan_symbols: Annotated[tuple[str, ...], NoDecode] = ()
+    garch_every_s: float = Field(3_600.0, ge=0, le=7 * 86_400,
+                                 description="GARCH refit period (0 = on demand only)")
+    garch_lookback: int = Field(1_440, ge=31, le=100_000, description="1m candles per symbol a GARCH fit reads")
+
+    @field_validator("symbols", "pairs", "replay_files", "scan_symbols", mode="before")
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split(value)
@@ -146,6 +157,17 @@ class Settings(BaseSettings):
         out = tuple(dict.fromkeys(s.upper() for s in value))
         if not out:
             raise ValueError("at least one symbol is required")
+        for s in out:
+            if not _SYMBOL.match(s):
+                raise ValueError(f"{s!r} is not a symbol (letters and digits, like BTCUSDT)")
+        return out
+
+    @field_validator("scan_symbols")
+    @classmethod
+    def _scan_symbols(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        out = tuple(dict.fromkeys(s.upper() for s in value))
+        if len(out) > 100:
+            raise ValueError(f"at most 100 symbols (4,950 pairs), got {len(out)}")
         for s in out:
             if not _SYMBOL.match(s):
                 raise ValueError(f"{s!r} is not a symbol (letters and digits, like BTCUSDT)")
