@@ -50,3 +50,8 @@ def latest_book_key(symbol: str) -> str:
 def symbol_stats_key(symbol: str) -> str:
     """Latest per-symbol statistics (price, momentum, volatility, VWAP, ...), as JSON."""
     return f"symbol:stats:{symbol}"
+
+
+def garch_key(symbol: str) -> str:
+    """Latest GARCH(1,1) fit of a symbol (`garch_*` fields), as JSON, written by the worker's research thread."""
+    return f"symbol:garch:{symbol}"

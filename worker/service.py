@@ -27,6 +27,7 @@ from worker.api import create_app
 from worker.backfill.service import BackfillService
 from worker.candle_service import CandleHandler
 from worker.consumer import GroupConsumer
+from worker.research_service import ResearchService
 from worker.store import CandleStore
 
 log = logging.getLogger("worker")
@@ -48,6 +49,8 @@ class Worker:
         self.server: uvicorn.Server | None = None
         self.backfill: BackfillService | None = None
         self.backfill_thread: threading.Thread | None = None
+        self.research: ResearchService | None = None
+        self.research_thread: threading.Thread | None = None
         host = socket.gethostname()
         name = settings.consumer_name or host
 
@@ -60,6 +63,8 @@ class Worker:
             rest_on = settings.backfill_enabled or settings.kline_check_on
             if rest_on and settings.source is not Source.SYNTHETIC:  # before the consumer starts
                 self.backfill = BackfillService(settings, self.store, self.r, f"backfill-{name}")
+            # pair scans and GARCH fits read stored candles: in the DuckDB owner, in a thread of their own
+            self.research = ResearchService(settings, self.store, self.r)
         if role in ("all", "analytics"):
             a_handler = AnalyticsHandler(settings, self.r)
             self._add("analytics", keys.ANALYTICS_GROUP, f"analytics-{name}", a_handler)
@@ -124,10 +129,15 @@ class Worker:
             self.backfill_thread = threading.Thread(target=self.backfill.run, args=(self.stop,), name="backfill",
                                                     daemon=True)
             self.backfill_thread.start()
+        if self.research is not None:
+            self.research_thread = threading.Thread(target=self.research.run, args=(self.stop,), name="research",
+                                                    daemon=True)
+            self.research_thread.start()
         threading.Thread(target=self._status_loop, name="status", daemon=True).start()
         if self.store is not None and api_socket is not None:
             app = create_app(self.store, self._redis_ok, self.settings,
-                             verify=self.backfill.verify if self.backfill is not None else None)
+                             verify=self.backfill.verify if self.backfill is not None else None,
+                             research=self.research)
             config = uvicorn.Config(app, host=self.settings.api_host, port=self.settings.api_port,
                                     log_level="warning", access_log=False, lifespan="off")
             self.server = uvicorn.Server(config)
@@ -144,6 +154,8 @@ class Worker:
             t.join(timeout=60)
         if self.backfill_thread is not None:
             self.backfill_thread.join(timeout=15)
+        if self.research_thread is not None:
+            self.research_thread.join(timeout=30)  # a scan in progress finishes (seconds), then DuckDB closes
         if self.server is not None:
             self.server.should_exit = True
             self.api_thread.join(timeout=10)
