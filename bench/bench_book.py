@@ -28,9 +28,8 @@ if str(ROOT) not in sys.path:
 from sortedcontainers import SortedList  # noqa: E402  (installed with hypothesis: a dev-only comparison)
 
 from bench.common import load, machine  # noqa: E402
-from qs_common.depth import (  # noqa: E402
-    DepthDiff,
-    DepthSnapshot,
+from qs_common.depth import DepthDiff, DepthSnapshot  # noqa: E402
+from qs_common.venues.binance.wire import (  # noqa: E402
     DepthSnapshotMsg,
     DepthUpdateMsg,
     diff_from_msg,

@@ -49,7 +49,8 @@ async def _recv_only(url: str, seconds: float, through_source: bool) -> float:
     """Frames/s a client takes off the socket: bare websockets recv, or through BinanceSource.items()."""
     import websockets
 
-    from ingest.sources.binance import BinanceSource, combined_stream_url
+    from ingest.sources.binance import BinanceSource
+    from qs_common.venues.binance.config import combined_stream_url
 
     n = 0
     t0 = t_end = t_stop = 0.0

@@ -16,6 +16,7 @@ from ingest.sources.base import FrameSource
 from ingest.sources.binance import BinanceSource
 from ingest.sources.replay import ReplaySource
 from ingest.sources.synthetic import SyntheticSource
+from ingest.sources.tick_file import TickFileSource
 from qs_common.logs import setup_logging
 from qs_common.redis_wait import StartupError, wait_for_redis
 from qs_common.settings import Settings, Source, load_settings
@@ -26,6 +27,8 @@ log = logging.getLogger("ingest")
 def build_source(settings: Settings, limit: int | None = None) -> FrameSource:
     if settings.source is Source.REPLAY:
         return ReplaySource(list(settings.replay_files), settings.replay_speed)
+    if settings.source is Source.TICKS:
+        return TickFileSource(list(settings.tick_files), settings.replay_speed)
     if settings.source is Source.SYNTHETIC:
         return SyntheticSource(settings.symbols, settings.synthetic_seed, settings.synthetic_rate, limit,
                                settings.synthetic_history_h, settings.api_url, settings.access_token)
@@ -39,7 +42,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m ingest", description="Binance feed -> Redis Streams")
     p.add_argument("--source", choices=[s.value for s in Source], help="overrides SOURCE")
     p.add_argument("--replay-file", action="append", type=Path, default=[], help="recording to replay (repeatable)")
-    p.add_argument("--speed", type=float, help="replay speed factor, 0 = as fast as possible (REPLAY_SPEED)")
+    p.add_argument("--tick-file", action="append", type=Path, default=[],
+                   help="tick file (timestamp,symbol,price,size CSV or NDJSON) to replay (repeatable)")
+    p.add_argument("--speed", type=float, help="replay and tick-file pace, 0 = as fast as possible (REPLAY_SPEED)")
     p.add_argument("--limit", type=int, help="synthetic: stop after this many frames")
     return p.parse_args(argv)
 
@@ -84,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         overrides["source"] = args.source
     if args.replay_file:
         overrides["replay_files"] = tuple(args.replay_file)
+    if args.tick_file:
+        overrides["tick_files"] = tuple(args.tick_file)
     if args.speed is not None:
         overrides["replay_speed"] = args.speed
     settings = load_settings(**overrides)

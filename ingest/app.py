@@ -15,10 +15,10 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from ingest.parser import EXCEPTION, Control, EdgeRules, Rejected, Skipped, parse_frame
+from ingest.parser import BAD_ROW, EXCEPTION, Control, EdgeRules, Rejected, Skipped, parse_frame
 from ingest.publisher import Publisher
 from ingest.rewind import Lost
-from ingest.sources.base import FeedEvent, FrameSource
+from ingest.sources.base import FeedEvent, FileRow, FrameSource
 from qs_common import keys
 from qs_common.models import Trade
 from qs_common.settings import Settings, Source
@@ -30,6 +30,7 @@ STATUS_PROCESS = "ingest"
 REASON_CRASH = "ingest restarted after crash"
 REASON_RESTART = "ingest restarted"
 REASON_REWIND = "redis lost acknowledged writes"
+REPLAYING = ("replay", "ticks")  # sources that read files: their state is "replaying", not "connected"
 
 
 class GapTracker:
@@ -92,7 +93,7 @@ class Ingest:
     async def _on_event(self, ev: FeedEvent) -> None:
         if ev.kind == "connected":
             self.connected_since_ms = now_ms()
-            self._set_state("replaying" if self.source.name == "replay" else "connected", ev.reason)
+            self._set_state("replaying" if self.source.name in REPLAYING else "connected", ev.reason)
         elif ev.kind == "disconnected":
             self.connected_since_ms = None
             self.gaps.disconnected(ev.reason)
@@ -120,11 +121,11 @@ class Ingest:
                      ", ".join(f"{k.decode()} {v.decode()} ms" for k, v in sorted(last.items())))
         await self.r.delete(keys.clean_stop_key(venue))
 
-    async def _handle(self, recv_ns: int, raw: bytes) -> None:
+    async def _handle(self, recv_ns: int, raw: bytes, origin: str = "") -> None:
         self.frames += 1
         self.last_recv_ns = recv_ns
         try:
-            self._route(recv_ns, raw, parse_frame(recv_ns, raw, self.rules))
+            self._route(recv_ns, raw, parse_frame(recv_ns, raw, self.rules), origin)
         except Exception as exc:  # one frame must never stop the feed: it is kept, with what went wrong
             name = type(exc).__name__
             if name not in self._exceptions_logged:  # a traceback per kind of failure, not per frame
@@ -135,7 +136,16 @@ class Ingest:
         if self.pub.buffered >= self.settings.publish_batch:
             await self.pub.flush()
 
-    def _route(self, recv_ns: int, raw: bytes, result: object) -> None:
+    async def _handle_row(self, row: FileRow) -> None:
+        if not row.problem:
+            await self._handle(row.recv_ns, row.raw, row.origin)
+            return
+        self.frames += 1
+        self.pub.dead_letter(f"{row.origin}: {row.problem}", row.raw, row.recv_ns, BAD_ROW)
+        if self.pub.buffered >= self.settings.publish_batch:
+            await self.pub.flush()
+
+    def _route(self, recv_ns: int, raw: bytes, result: object, origin: str = "") -> None:
         if isinstance(result, Trade):
             self.pub.add(result)
             self.last_frame_ms = result.ts_trade_ms
@@ -146,7 +156,7 @@ class Ingest:
                 log.warning("gap recorded for %s: %d..%d ms (%s)", result.symbol, start, end, reason)
                 self.pub.gap(result.symbol, start, end, reason, self.settings.venue.value)
         elif isinstance(result, Rejected):
-            self.pub.dead_letter(result.reason, raw, recv_ns, result.kind)
+            self.pub.dead_letter(f"{origin}: {result.reason}" if origin else result.reason, raw, recv_ns, result.kind)
         elif isinstance(result, Skipped):
             self.skipped += 1
         elif isinstance(result, Control):
@@ -201,6 +211,8 @@ class Ingest:
                     await self._on_event(item)
                     if item.kind == "finished":
                         break
+                elif isinstance(item, FileRow):
+                    await self._handle_row(item)
                 else:
                     await self._handle(item[0], item[1])
                 if self._stop_requested:

@@ -14,19 +14,18 @@ from dataclasses import dataclass
 from decimal import Decimal, localcontext
 from typing import Literal
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
-from qs_common.models import BookTicker, BookTickerMsg, Tick, Trade, TradeMsg, book_from_msg, trade_from_msg
-
-
-class _TradeEnvelope(BaseModel):
-    stream: str
-    data: TradeMsg
-
-
-class _BookEnvelope(BaseModel):
-    stream: str
-    data: BookTickerMsg
+from qs_common.models import BookTicker, Trade
+from qs_common.venues.binance.config import BOOK_TICKER_STREAM, STREAM_KINDS, TRADE_STREAM, stream_name
+from qs_common.venues.binance.wire import (
+    BookTickerFrame,
+    BookTickerMsg,
+    TradeFrame,
+    TradeMsg,
+    book_from_msg,
+    trade_from_msg,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +53,7 @@ UNSUBSCRIBED = "unsubscribed"
 TIME_RANGE = "time-range"
 VALUE_RANGE = "value-range"
 EXCEPTION = "exception"  # anything that raised while one frame was handled (see ingest.app)
+BAD_ROW = "bad-row"  # a tick-file row that could not become a frame (see ingest.sources.tick_file)
 
 _REASON_TEXT_LIMIT = 200  # of venue-supplied text quoted in a reason
 
@@ -76,7 +76,7 @@ class EdgeRules:
         self.max_skew_ms = max_skew_ms  # exchange times must lie this close to the receive time; None: no check
         # Binance's stream names of the subscribed symbols -> their symbol: one lookup checks both the
         # subscription and that the payload's symbol is the stream's on the hot path.
-        self.stream_symbols = {f"{s.lower()}@{kind}": s for s in self.symbols or () for kind in ("trade", "bookTicker")}
+        self.stream_symbols = {stream_name(s, kind): s for s in self.symbols or () for kind in STREAM_KINDS}
 
 
 NO_RULES = EdgeRules()
@@ -89,6 +89,7 @@ _MAX_NOTIONAL_DIGITS = 22
 ParseResult = Trade | BookTicker | Skipped | Control | Rejected
 
 _STREAM_PREFIX = b'{"stream":"'
+_TRADE_B, _BOOK_TICKER_B = TRADE_STREAM.encode(), BOOK_TICKER_STREAM.encode()
 
 
 def _stream_kind(raw: bytes) -> bytes | None:
@@ -117,11 +118,11 @@ def parse_frame(recv_ns: int, raw: bytes | str, rules: EdgeRules = NO_RULES) -> 
         raw = raw.encode("utf-8", "surrogateescape")
     kind = _stream_kind(raw)
     try:
-        if kind == b"trade":
-            env = _TradeEnvelope.model_validate_json(raw)
+        if kind == _TRADE_B:
+            env = TradeFrame.model_validate_json(raw)
             return _check_trade(env.stream, env.data, recv_ns, rules) or trade_from_msg(env.data, recv_ns)
-        if kind == b"bookTicker":
-            benv = _BookEnvelope.model_validate_json(raw)
+        if kind == _BOOK_TICKER_B:
+            benv = BookTickerFrame.model_validate_json(raw)
             return _check_book(benv.stream, benv.data, recv_ns, rules) or book_from_msg(benv.data, recv_ns)
     except ValidationError as err:
         return Rejected(f"invalid {(kind or b'').decode(errors='replace')} frame: {_first_error(err)}")
@@ -144,11 +145,11 @@ def _parse_slow(recv_ns: int, raw: bytes, rules: EdgeRules) -> ParseResult:
     if isinstance(stream, str) and "data" in doc:
         kind = stream.partition("@")[2]
         try:
-            if kind == "trade":
-                t = _TradeEnvelope.model_validate(doc).data
+            if kind == TRADE_STREAM:
+                t = TradeFrame.model_validate(doc).data
                 return _check_trade(stream, t, recv_ns, rules) or trade_from_msg(t, recv_ns)
-            if kind == "bookTicker":
-                b = _BookEnvelope.model_validate(doc).data
+            if kind == BOOK_TICKER_STREAM:
+                b = BookTickerFrame.model_validate(doc).data
                 return _check_book(stream, b, recv_ns, rules) or book_from_msg(b, recv_ns)
         except ValidationError as err:
             return Rejected(f"invalid {_clip(kind)} frame: {_first_error(err)}")
@@ -238,8 +239,4 @@ def _check_book(stream: str, msg: BookTickerMsg, recv_ns: int, rules: EdgeRules)
     return None
 
 
-def is_tick(result: ParseResult) -> bool:
-    return isinstance(result, Trade | BookTicker)
-
-
-__all__ = ["NO_RULES", "Control", "EdgeRules", "ParseResult", "Rejected", "Skipped", "Tick", "is_tick", "parse_frame"]
+__all__ = ["NO_RULES", "Control", "EdgeRules", "ParseResult", "Rejected", "Skipped", "parse_frame"]

@@ -15,32 +15,16 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from qs_analytics import defaults as engine
+from qs_common.venues.binance.config import REST_URLS, WS_URLS, Venue
 
 _SYMBOL = re.compile(r"^[A-Z0-9]{2,30}$")
-
-
-class Venue(StrEnum):
-    BINANCE_SPOT = "binance-spot"
-    BINANCE_USDM = "binance-usdm"
-    BINANCE_US = "binance-us"
-
-
-WS_URLS = {
-    Venue.BINANCE_SPOT: "wss://stream.binance.com:9443",
-    Venue.BINANCE_USDM: "wss://fstream.binance.com",
-    Venue.BINANCE_US: "wss://stream.binance.us:9443",
-}
-REST_URLS = {
-    Venue.BINANCE_SPOT: "https://api.binance.com",
-    Venue.BINANCE_USDM: "https://fapi.binance.com",
-    Venue.BINANCE_US: "https://api.binance.us",
-}
 
 
 class Source(StrEnum):
     BINANCE = "binance"
     REPLAY = "replay"
     SYNTHETIC = "synthetic"
+    TICKS = "ticks"
 
 
 def _split(value: object) -> object:
@@ -76,7 +60,9 @@ class Settings(BaseSettings):
 
     source: Source = Source.BINANCE
     replay_files: Annotated[tuple[Path, ...], NoDecode] = ()
-    replay_speed: float = Field(1.0, ge=0)
+    replay_speed: float = Field(1.0, ge=0, description="replay and tick-file pace (0 = as fast as possible)")
+    # tick files (`timestamp,symbol,price,size` CSV or NDJSON), replayed through the same parser and publisher
+    tick_files: Annotated[tuple[Path, ...], NoDecode] = ()
     synthetic_seed: int = 7
     synthetic_rate: float = Field(50.0, gt=0, description="synthetic frames per second per symbol")
     synthetic_history_h: float = Field(24.0, ge=0, le=24 * 30,
@@ -146,7 +132,7 @@ class Settings(BaseSettings):
                                  description="GARCH refit period (0 = on demand only)")
     garch_lookback: int = Field(1_440, ge=31, le=100_000, description="1m candles per symbol a GARCH fit reads")
 
-    @field_validator("symbols", "pairs", "replay_files", "scan_symbols", mode="before")
+    @field_validator("symbols", "pairs", "replay_files", "tick_files", "scan_symbols", mode="before")
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split(value)

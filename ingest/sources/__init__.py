@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from ingest.sources.base import FeedEvent, FrameSource, SourceItem
+from ingest.sources.base import FeedEvent, FileRow, FrameSource, SourceItem
 
-__all__ = ["FeedEvent", "FrameSource", "SourceItem"]
+__all__ = ["FeedEvent", "FileRow", "FrameSource", "SourceItem"]

@@ -17,12 +17,24 @@ class FeedEvent:
     reason: str = ""
 
 
-SourceItem = tuple[int, bytes] | FeedEvent
+@dataclass(frozen=True, slots=True)
+class FileRow:
+    """A frame made from one row of an input file (tick files), so that a dead letter names its file and line.
+
+    `problem` is why the row could not become a frame at all ("" when it did); `raw` is then the row itself."""
+
+    recv_ns: int
+    raw: bytes
+    origin: str  # "<file name> line <n>"
+    problem: str = ""
+
+
+SourceItem = tuple[int, bytes] | FileRow | FeedEvent
 
 
 class FrameSource(Protocol):
     name: str
 
     def items(self) -> AsyncIterator[SourceItem]:
-        """Frames as `(recv_ns, raw)` in receive order, interleaved with `FeedEvent`s."""
+        """Frames as `(recv_ns, raw)` (or `FileRow`s) in receive order, interleaved with `FeedEvent`s."""
         ...

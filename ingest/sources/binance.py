@@ -1,6 +1,7 @@
 """Binance combined-stream client: one connection for all symbols x {@trade, @bookTicker}.
 
-It owns only the connection: subscribe by URL, pass raw frame bytes on, and reconnect
+Transport only (URLs, stream names and the backoff rule are `qs_common.venues.binance.config`'s; the frames are
+parsed by `ingest.parser`). It owns only the connection: subscribe by URL, pass raw frame bytes on, and reconnect
 - with exponential backoff and full jitter after a failure,
 - on its own before Binance's 24 h cut (`reconnect_after_h`),
 - when no frame arrived for `stale_s` seconds (stale-feed watchdog),
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import AsyncIterator
 
@@ -20,20 +20,11 @@ import websockets
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from ingest.sources.base import FeedEvent, SourceItem
+from qs_common.venues.binance.config import backoff_delay, combined_stream_url
 
 log = logging.getLogger(__name__)
 
-STREAM_KINDS = ("trade", "bookTicker")
-
-
-def combined_stream_url(base_url: str, symbols: tuple[str, ...]) -> str:
-    streams = "/".join(f"{s.lower()}@{kind}" for s in symbols for kind in STREAM_KINDS)
-    return f"{base_url.rstrip('/')}/stream?streams={streams}"
-
-
-def backoff_delay(attempt: int, base_s: float = 0.5, max_s: float = 60.0) -> float:
-    """Full-jitter exponential backoff: uniform in [0, min(max, base * 2^attempt)]."""
-    return random.uniform(0, min(max_s, base_s * 2 ** min(attempt, 30)))
+RECONNECT_BASE_S = 0.5  # the first reconnect after a failure waits up to 1 s, doubling per failure
 
 
 class BinanceSource:
@@ -92,7 +83,7 @@ class BinanceSource:
             except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
                 reason = f"connect failed: {exc!r}"
             yield FeedEvent("disconnected", reason)
-            delay = backoff_delay(attempt, max_s=self.backoff_max_s) if attempt else 0.0
+            delay = backoff_delay(attempt, RECONNECT_BASE_S, self.backoff_max_s) if attempt else 0.0
             attempt += 1
             if delay:
                 await asyncio.sleep(delay)

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from qs_common.settings import Venue
+from qs_common.venues.binance.config import Venue
 from tests.conftest import BTC_KLINES_1M, BTC_RECORDING, ETH_RECORDING
 from tests.integration.klines_server import KlinesServer, fixture_book
 from worker.backfill.client import FetchError, KlinesClient, RejectedRequest, Stopped

@@ -12,7 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from qs_common.settings import Settings, Venue
+from qs_common.settings import Settings
+from qs_common.venues.binance.config import Venue
 from tests.conftest import BTC_KLINES_1M, BTC_RECORDING, ETH_RECORDING
 from tests.integration.klines_server import Kline, KlinesServer, recorded_book
 from tests.integration.procs import WorkerProc

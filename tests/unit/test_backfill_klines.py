@@ -8,8 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from qs_common.times import epoch_to_ms as to_ms
+from qs_common.venues.binance.klines import KlineError, read_kline_csv
 from tests.conftest import BTC_KLINES_1M
-from worker.backfill.klines import KlineError, klines_frame, read_kline_csv, to_ms
+from worker.backfill.klines import klines_frame
 
 ROW = [1723161300000, "61828.00000000", "61860.80000000", "61796.00000000", "61850.01000000", "15.07200000",
        1723161359999, "932148.06446410", 1403, "6.62822000", "409957.59142730", "0"]

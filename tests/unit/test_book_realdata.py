@@ -14,8 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from qs_common.depth import DepthDiff, DepthSnapshot, DepthSnapshotMsg, DepthUpdateMsg, diff_from_msg, snapshot_from_msg
-from qs_common.models import BookTickerMsg
+from qs_common.depth import DepthDiff, DepthSnapshot
+from qs_common.venues.binance.wire import (
+    BookTickerMsg,
+    DepthSnapshotMsg,
+    DepthUpdateMsg,
+    diff_from_msg,
+    snapshot_from_msg,
+)
 from worker.book.sync import Action, BookSync
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"

@@ -1,4 +1,4 @@
-"""Depth wire schemas (qs_common.depth) on recorded frames and on broken ones."""
+"""Depth wire schemas (qs_common.venues.binance.wire) on recorded frames and on broken ones."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from qs_common.depth import (
+from qs_common.venues.binance.wire import (
     DepthSnapshotMsg,
     DepthUpdateMsg,
     FuturesDepthUpdateMsg,

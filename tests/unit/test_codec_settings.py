@@ -7,7 +7,8 @@ import pytest
 
 from qs_common import codec
 from qs_common.models import BookTicker, Trade
-from qs_common.settings import Settings, Venue, load_settings
+from qs_common.settings import Settings, load_settings
+from qs_common.venues.binance.config import Venue
 from tests.conftest import ROOT
 
 

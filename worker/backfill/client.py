@@ -1,4 +1,5 @@
-"""The klines REST endpoint of each venue, fetched within the weight budget, with retries and backoff.
+"""HTTP for the klines REST endpoint (paths, weights and limits in `qs_common.venues.binance.config`), within the
+weight budget, with retries and backoff.
 
 Binance counts request weight per IP per minute and reports the running total in `X-MBX-USED-WEIGHT-1M`.
 The client stays under its own, lower budget (`rest_weight_limit`) by waiting for the next minute; a 429
@@ -10,7 +11,6 @@ stop. One request per page of up to 1,000 klines.
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from dataclasses import dataclass
@@ -18,25 +18,19 @@ from typing import Any
 
 import httpx
 
-from qs_common.settings import Venue
+from qs_common.venues.binance.config import (
+    KLINES_ENDPOINTS,
+    KLINES_PAGE_LIMIT,
+    RATE_LIMITED,
+    WEIGHT_HEADER,
+    Venue,
+    backoff_delay,
+)
 
 log = logging.getLogger(__name__)
 
-PAGE_LIMIT = 1_000
-# Path and weight of one klines request with limit=1000, per venue (USDⓈ-M weighs by limit: 500-1000 -> 5).
-ENDPOINTS: dict[Venue, tuple[str, int]] = {
-    Venue.BINANCE_SPOT: ("/api/v3/klines", 2),
-    Venue.BINANCE_US: ("/api/v3/klines", 2),
-    Venue.BINANCE_USDM: ("/fapi/v1/klines", 5),
-}
-# USDⓈ-M futures have no 1s klines.
-VENUE_INTERVALS: dict[Venue, tuple[str, ...]] = {
-    Venue.BINANCE_SPOT: ("1s", "1m", "5m"),
-    Venue.BINANCE_US: ("1s", "1m", "5m"),
-    Venue.BINANCE_USDM: ("1m", "5m"),
-}
-WEIGHT_HEADER = "x-mbx-used-weight-1m"
 MAX_ATTEMPTS = 6
+RETRY_BASE_S = 1.0  # the first retry waits up to 2 s, the fifth up to 32 s (within backoff_max_s)
 
 
 class FetchError(RuntimeError):
@@ -66,7 +60,7 @@ class KlinesClient:
         self, base_url: str, venue: Venue, weight_limit: int, stop: threading.Event,
         timeout_s: float = 10.0, backoff_max_s: float = 30.0,
     ) -> None:
-        self.path, self.weight = ENDPOINTS[venue]
+        self.path, self.weight = KLINES_ENDPOINTS[venue]
         self.weight_limit = weight_limit
         self.stop = stop
         self.backoff_max_s = backoff_max_s
@@ -94,10 +88,9 @@ class KlinesClient:
             self._wait(60 - time.time() % 60 + 0.5)
             self._minute, self.stats.weight_used_1m = int(time.time() // 60), 0
 
-    def _backoff(self, attempt: int) -> float:
-        return random.uniform(0, min(self.backoff_max_s, 2.0 ** attempt))
-
-    def fetch(self, symbol: str, interval: str, start_ms: int, end_ms: int, limit: int = PAGE_LIMIT) -> list[Any]:
+    def fetch(
+        self, symbol: str, interval: str, start_ms: int, end_ms: int, limit: int = KLINES_PAGE_LIMIT
+    ) -> list[Any]:
         """One page: klines with open time in [start_ms, end_ms], oldest first, as Binance's JSON arrays."""
         with self._lock:
             return self._fetch(symbol, interval, start_ms, end_ms, limit)
@@ -126,7 +119,7 @@ class KlinesClient:
                     if not isinstance(body, list):
                         raise FetchError(f"klines answer is not a list: {str(body)[:200]}")
                     return body
-                if resp.status_code in (418, 429):
+                if resp.status_code in RATE_LIMITED:
                     self.stats.rate_limited += 1
                     wait = _retry_after(resp, default=60.0)
                     log.warning("HTTP %d from %s: waiting %.0f s as Retry-After asks", resp.status_code,
@@ -140,7 +133,7 @@ class KlinesClient:
             if attempt >= MAX_ATTEMPTS:
                 raise FetchError(f"{symbol} {interval} klines: {problem} after {attempt} attempts")
             self.stats.retries += 1
-            self._wait(self._backoff(attempt))
+            self._wait(backoff_delay(attempt, RETRY_BASE_S, self.backoff_max_s))
 
 
 def _retry_after(resp: httpx.Response, default: float) -> float:

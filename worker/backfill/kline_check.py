@@ -29,9 +29,11 @@ from typing import Any
 import polars as pl
 
 from qs_common.settings import Settings
+from qs_common.venues.binance.config import KLINES_PAGE_LIMIT
+from qs_common.venues.binance.klines import KlineError
 from worker.backfill import plan
-from worker.backfill.client import PAGE_LIMIT, FetchError, KlinesClient, RejectedRequest
-from worker.backfill.klines import KlineError, klines_frame
+from worker.backfill.client import FetchError, KlinesClient, RejectedRequest
+from worker.backfill.klines import klines_frame
 from worker.backfill.plan import Job
 from worker.backfill.storage import RestCandleStore, WriteResult
 
@@ -125,7 +127,7 @@ class KlineCheck:
             pending += max(0, (plan.last_closed_open(now, MINUTE) - start) // MINUTE + 1)
             last_due = plan.align_down(now - MINUTE - self.delay_ms, MINUTE)
             if start <= last_due and self.retry_at.get(symbol, 0.0) <= time.monotonic():
-                due.append((start, symbol, min(last_due, start + (PAGE_LIMIT - 1) * MINUTE), now))
+                due.append((start, symbol, min(last_due, start + (KLINES_PAGE_LIMIT - 1) * MINUTE), now))
         self.stats.pending = pending
         for first, symbol, last, now in sorted(due):
             if self.rest.live_count(symbol, INTERVAL, first, last) == 0:
@@ -214,8 +216,8 @@ class KlineCheck:
             raise VerifyError(f"range: at most {MAX_VERIFY_MINUTES} minutes at a time")
         out: dict[str, Any] = {"symbol": symbol, "start": first, "end": last, "checked": 0, "mismatches": 0,
                                "repaired": 0, "unverified": 0, "details": []}
-        for page in range(first, last + 1, PAGE_LIMIT * MINUTE):
-            page_last = min(last, page + (PAGE_LIMIT - 1) * MINUTE)
+        for page in range(first, last + 1, KLINES_PAGE_LIMIT * MINUTE):
+            page_last = min(last, page + (KLINES_PAGE_LIMIT - 1) * MINUTE)
             if self.rest.live_count(symbol, INTERVAL, page, page_last) == 0:
                 continue
             self._budget(client.weight)  # counted; an asked-for check is not deferred

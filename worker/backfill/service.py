@@ -27,11 +27,13 @@ import redis
 
 from qs_common import codec
 from qs_common.settings import Settings
+from qs_common.venues.binance.config import KLINES_PAGE_LIMIT
+from qs_common.venues.binance.klines import VENUE_INTERVALS, KlineError
 from worker.backfill import plan
-from worker.backfill.client import PAGE_LIMIT, VENUE_INTERVALS, FetchError, KlinesClient, RejectedRequest, Stopped
+from worker.backfill.client import FetchError, KlinesClient, RejectedRequest, Stopped
 from worker.backfill.gaps import Gap, GapReader
 from worker.backfill.kline_check import CHECK_EVERY_S, KlineCheck
-from worker.backfill.klines import KlineError, klines_frame
+from worker.backfill.klines import klines_frame
 from worker.backfill.plan import HOLE_INTERVAL, Job
 from worker.backfill.storage import RestCandleStore, WriteResult
 from worker.candles import STORED_INTERVALS
@@ -228,7 +230,7 @@ class BackfillService:
             self.check.count_followup(result)
         else:
             self.totals.add(result)
-        full_page = len(rows) >= PAGE_LIMIT
+        full_page = len(rows) >= KLINES_PAGE_LIMIT
         job.cursor_ms = int(frame["open_time"][-1]) + ms if full_page and len(frame) else last + ms
         self.rest.update_job(job)
         if job.done:
