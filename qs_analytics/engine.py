@@ -9,11 +9,14 @@ so it can be pushed off the hot path. All times are observation times passed in:
 from __future__ import annotations
 
 import math
+from collections import deque
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from qs_analytics import defaults as d
+from qs_analytics.coint import MIN_POINTS as MIN_EG_POINTS
+from qs_analytics.coint import engle_granger_both
 from qs_analytics.kalman import KalmanHedge
 from qs_analytics.ols import RollingOLS
 from qs_analytics.robust import HuberFairValue, TheilSenFairValue
@@ -89,6 +92,8 @@ class PairEngine:
         self._beta_key = cfg.beta_source + "_beta"
         self._alpha_key = cfg.beta_source + "_alpha"
         self._adf_ts: int | None = None
+        # the legs behind the spread window, for the Engle–Granger test run with the ADF
+        self._legs: deque[tuple[float, float]] = deque(maxlen=cfg.window)
 
     def update(self, ts_ms: int, y: float, x: float) -> dict[str, float]:
         """Add one aligned observation; return every warm metric (nan/inf mean "not defined": left out)."""
@@ -134,6 +139,7 @@ class PairEngine:
             out["fair_value"] = fv
             out["spread"] = sp
             z = self._z.update(sp, ts_ms)
+            self._legs.append((y, x))
             if z is not None:
                 if z.z == z.z:
                     out["zscore"] = z.z
@@ -177,9 +183,33 @@ class PairEngine:
         self._adf_metrics = (
             {"adf_stat": res.statistic, "adf_pvalue": res.p_value, "adf_lags": float(res.lags_used)} if res.ran else {}
         )
+        self._adf_metrics.update(self._engle_granger())
         if ts_ms is not None:
             self._adf_ts = ts_ms
         return res
+
+    def _engle_granger(self) -> dict[str, float]:
+        """Engle–Granger on the legs of the same window, both directions (MacKinnon's residual-based p-values).
+
+        The ADF above tests a spread whose β was fitted on these very points, so its own critical values are
+        too lenient; this is the test that accounts for the estimated β. `eg_direction` 1 means y regressed
+        on x (the pair as named) had the smaller p-value, −1 that x on y had.
+        """
+        n = min(len(self._z.values()), len(self._legs))
+        if n < MIN_EG_POINTS:
+            return {}
+        legs = list(self._legs)[-n:]
+        ys = [p[0] for p in legs]
+        xs = [p[1] for p in legs]
+        try:
+            both = engle_granger_both(ys, xs)
+        except (ValueError, ArithmeticError):  # constant legs: no test to report
+            return {}
+        best = both.best
+        out = {"eg_stat": best.statistic, "eg_pvalue": best.p_value,
+               "eg_direction": 1.0 if best is both.y_on_x else -1.0,
+               "eg_pvalue_y_on_x": both.y_on_x.p_value, "eg_pvalue_x_on_y": both.x_on_y.p_value}  # fmt: skip
+        return {k: v for k, v in out.items() if math.isfinite(v)}
 
     @property
     def last_adf(self) -> ADFResult | None:

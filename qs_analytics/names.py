@@ -15,6 +15,7 @@ METRIC_NAMES: tuple[str, ...] = (
     "spread_ols", "zscore_ols",
     "corr", "half_life", "half_life_ms",
     "adf_stat", "adf_pvalue", "adf_lags",
+    "eg_stat", "eg_pvalue", "eg_direction", "eg_pvalue_y_on_x", "eg_pvalue_x_on_y",
 )  # fmt: skip
 
 ALIASES: dict[str, str] = {
@@ -22,6 +23,7 @@ ALIASES: dict[str, str] = {
     "z_ols": "zscore_ols",
     "adf_p": "adf_pvalue",
     "adf": "adf_stat",
+    "eg_p": "eg_pvalue",
     "r2": "ols_r2",
     "hl": "half_life",
     "halflife": "half_life",
