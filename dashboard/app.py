@@ -32,6 +32,10 @@ PAGES_BY_SECTION = {
         st.Page(PAGES / "markets.py", title="Markets", icon=":material/public:"),
         st.Page(PAGES / "adf.py", title="ADF test", icon=":material/science:"),
     ],
+    "Research": [
+        st.Page(PAGES / "research.py", title="Pair research", icon=":material/travel_explore:"),
+        st.Page(PAGES / "backtest.py", title="Backtest", icon=":material/query_stats:"),
+    ],
     "Data": [
         st.Page(PAGES / "history.py", title="History and export", icon=":material/history:"),
         st.Page(PAGES / "upload.py", title="Upload", icon=":material/upload_file:"),

@@ -226,3 +226,54 @@ def save_alert_rule(rule_id: str, rule_json: str) -> None:
 
 def delete_alert_rule(rule_id: str) -> None:
     redis_call(rds().hdel, keys.ALERT_RULES, rule_id)
+
+
+# ---- pair research (issue 9): the worker's /research/* API -------------------------------------------------
+RESEARCH_TIMEOUT = httpx.Timeout(120.0, connect=2.0)  # a 100-symbol scan or a sweep takes seconds, not 5
+
+
+def _research(method: str, path: str, **kwargs: Any) -> Any:
+    """One /research call; Unavailable with the API's own message (a 400 names the field)."""
+    url = settings().api_url
+    try:
+        resp = api().request(method, path, timeout=RESEARCH_TIMEOUT, **kwargs)
+    except httpx.HTTPError as exc:
+        raise Unavailable(f"The worker API at {url} is not answering ({type(exc).__name__}).") from None
+    if resp.status_code == 404 and path == "/research/scan":
+        return None
+    if resp.status_code != 200:
+        raise Unavailable(f"The worker API answered {resp.status_code} for {path}: {_error_text(resp)}")
+    try:
+        return resp.json()
+    except ValueError:
+        raise Unavailable(f"The worker API sent something that is not JSON for {path}.") from None
+
+
+def scan_run(run: str = "latest") -> dict[str, Any] | None:
+    """A stored scan (`run` and its `rows`, best first), or None when no scan has finished yet."""
+    return cast(dict[str, Any] | None, _research("GET", "/research/scan", params={"run": run}))
+
+
+def scan_runs() -> list[dict[str, Any]]:
+    return list(_research("GET", "/research/scan/runs").get("runs", []))
+
+
+def run_scan(symbols: list[str], interval: str, lookback: int) -> dict[str, Any]:
+    """`POST /research/scan`: the finished run's record (its `error` says why a run produced no rows)."""
+    body = {"symbols": symbols, "interval": interval, "lookback": lookback}
+    return dict(_research("POST", "/research/scan", json=body)["run"])
+
+
+def run_backtest(request: dict[str, Any]) -> dict[str, Any]:
+    """`POST /research/backtest` (see worker/research_backtest.py for the request)."""
+    return dict(_research("POST", "/research/backtest", json=request))
+
+
+def garch_fits(symbol: str | None = None) -> list[dict[str, Any]]:
+    params = {"symbol": symbol} if symbol else {}
+    return list(_research("GET", "/research/garch", params=params).get("fits", []))
+
+
+def refit_garch(symbol: str | None = None) -> list[dict[str, Any]]:
+    params = {"symbol": symbol} if symbol else {}
+    return list(_research("POST", "/research/garch", params=params).get("fits", []))

@@ -47,3 +47,10 @@ def candles_csv(symbol: str, n: int = 1440, seed: int = 9) -> str:
         prev = cl
     return "\n".join(lines) + "\n"
 
+
+
+def candle_rows(symbol: str, n: int = 1440, seed: int = 9) -> list[dict[str, str]]:
+    """The same candles as dicts (tests.integration.browser_util.WorkerApi's seed format)."""
+    lines = candles_csv(symbol, n, seed).splitlines()
+    head = lines[0].split(",")
+    return [dict(zip(head, line.split(","), strict=True)) for line in lines[1:]]
