@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from dashboard import candles_live, data
 from dashboard.components import charts, notices, panels
 from dashboard.features import return_correlation, summary
+from dashboard.frames import fmt_time
+from dashboard.safe import csv_text, filename, md
 from dashboard.sidebar import Controls
 
 c: Controls = st.session_state["_controls"]
@@ -60,3 +63,35 @@ def markets() -> None:
 
 
 markets()
+
+
+# ---- GARCH(1,1) per symbol (the worker refits hourly on 1m candles; issue 9) -----------------------------------
+st.subheader("GARCH(1,1) volatility")
+st.caption(
+    "arch package, constant mean, normal errors, on 100 × 1m log returns; σ in per cent per 1m return, annualised "
+    "× √(periods per year). Refit by the worker every GARCH_EVERY_S; the same figures are in symbol:stats as garch_*."
+)
+if st.button("Refit GARCH now", key="garch_refit"):
+    with st.spinner("Fitting…"):
+        try:
+            bad = [f for f in data.refit_garch() if f.get("error")]
+            for f in bad:
+                st.warning(md(f"{f['symbol']}: {f['error']}"))
+        except data.Unavailable as exc:
+            notices.unavailable(str(exc))
+try:
+    fits = data.garch_fits()
+except data.Unavailable as exc:
+    notices.unavailable(str(exc))
+    fits = []
+if not fits:
+    st.info("No GARCH fit stored yet (the worker fits each symbol's last GARCH_LOOKBACK 1m candles).")
+else:
+    garch = pd.DataFrame(fits)
+    garch.insert(1, "fitted", [fmt_time(int(t), c.tz) for t in garch["fitted_ms"]])
+    cols = ["symbol", "fitted", "sigma_now", "sigma_next", "sigma_5", "sigma_60", "sigma_next_ann", "omega", "alpha",
+            "beta", "persistence", "nobs", "converged"]  # fmt: skip
+    st.dataframe(garch[[k for k in cols if k in garch]], hide_index=True, key="garch_table",
+                 column_config={k: st.column_config.NumberColumn(format="%.5g") for k in cols[2:11]})  # fmt: skip
+    st.download_button("Download GARCH fits (CSV)", csv_text(garch), filename("garch-fits.csv"), "text/csv",
+                       key="dl_garch")  # fmt: skip

@@ -109,3 +109,24 @@ def test_backtest_upload_with_a_bad_row_names_it(services) -> None:
     with pytest.raises(ValueError, match="header: missing column"):
         parse_rows("time,close\n1,2\n")
     assert parse_rows("time,x,y\n1723075200000,60000.5,2600.25\n") == [[1723075200000.0, 60000.5, 2600.25]]
+
+
+def test_adf_page_shows_engle_granger_both_directions_beside_plain_adf(services) -> None:
+    at = page("adf.py")
+    at.radio(key="adf_scope").set_value("every candle shown").run()  # the rolling window is short for a verdict
+    at.button(key="adf_run").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    shown = texts(at)
+    assert "Engle–Granger: cointegrated at 5 %" in shown and "Plain ADF" in shown, shown[-600:]
+    eg = next(d.value for d in at.dataframe if "EG p-value (MacKinnon)" in d.value.columns)
+    assert list(eg["direction"]) == ["ETHUSDT on BTCUSDT", "BTCUSDT on ETHUSDT"]
+    assert any(m.label == "ADF p-value" for m in at.metric)
+
+
+def test_markets_page_shows_and_refits_garch(services) -> None:
+    at = page("markets.py")
+    assert "No GARCH fit stored yet" in texts(at)
+    at.button(key="garch_refit").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    table = next(d.value for d in at.dataframe if "sigma_next" in d.value.columns)
+    assert sorted(table["symbol"]) == ["BTCUSDT", "ETHUSDT"] and (table["sigma_next"] > 0).all()
