@@ -36,6 +36,7 @@ from bench.common import (  # noqa: E402
     start_module,
     stop,
 )
+from qs_common import codec  # noqa: E402
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 # Every observation published, and alert rules evaluated on each: the whole analytics path is on.
@@ -103,10 +104,10 @@ def latency_run(url: str, r: redis.Redis, tmp: Path, label: str, rate: float, wa
         if extra is not None:
             stop(extra, timeout=90)
     ticks = r.xrange("stream:ticks")
-    trades: dict[int, tuple[int, int]] = {}  # ts -> (recv ns, tick entry ms)
-    for tid, f in ticks:
-        if f[b"kind"] == b"trade":
-            trades[int(f[b"ts"])] = (int(f[b"recv"]), int(tid.split(b"-")[0]))
+    decoded = codec.decode_batch(ticks, books=False, times=True).trades
+    trades: dict[int, tuple[int, int]] = {  # ts -> (recv ns, tick entry ms)
+        ts: (recv, int(tid.split(b"-")[0])) for tid, ts, recv in zip(decoded.entry_ids, decoded.times, decoded.recvs,
+                                                                    strict=True)}
     total, ingest_part, worker_part = [], [], []
     unmatched = 0
     analytics = r.xrange("stream:analytics")

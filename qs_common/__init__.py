@@ -1,1 +1,1 @@
-"""The one small package shared by ingest, worker and dashboard: models, codec, key names, settings."""
+"""The one small package shared by ingest, worker and dashboard: models, codec, key names, settings, venues."""

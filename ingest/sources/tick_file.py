@@ -22,25 +22,23 @@ Several files are merged in time order; `speed` as for replay (0 = as fast as po
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import gzip
 import heapq
 import itertools
 import json
-import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import IO
 
 from ingest.sources.base import FeedEvent, FileRow, SourceItem
+from ingest.sources.files import check_files, paced
 from qs_common.times import EpochUnit, epoch_unit, iso_to_ms, to_ms
 from qs_common.venues.binance.wire import trade_frame
 
 COLUMNS = ("timestamp", "symbol", "price", "size")
 DERIVED_ID_SLOTS = 1_000_000  # derived ids: timestamp_ms * this + ordinal within the symbol's millisecond
-_YIELD_EVERY = 2_000
 _MAX_CELL = 100
 
 
@@ -183,27 +181,13 @@ class TickFileSource:
     name = "ticks"
 
     def __init__(self, files: list[Path], speed: float = 0.0) -> None:
-        if not files:
-            raise ValueError("the tick-file source needs at least one file (--tick-file or TICK_FILES)")
-        missing = [str(f) for f in files if not f.is_file()]
-        if missing:
-            raise FileNotFoundError(f"tick file not found: {', '.join(missing)}")
+        check_files(files, "tick", "--tick-file or TICK_FILES")
         self.files = files
         self.speed = speed
 
     async def items(self) -> AsyncIterator[SourceItem]:
         merged = heapq.merge(*(_RowReader(f).rows() for f in self.files), key=lambda item: item[0])
         yield FeedEvent("connected", f"tick files: {len(self.files)}")
-        first_ns: int | None = None
-        start = time.monotonic()
-        for n, (ns, item) in enumerate(merged):
-            if self.speed > 0 and ns:
-                if first_ns is None:
-                    first_ns = ns
-                ahead = (ns - first_ns) / 1e9 / self.speed - (time.monotonic() - start)
-                if ahead > 0.001:
-                    await asyncio.sleep(ahead)
-            elif n % _YIELD_EVERY == 0:
-                await asyncio.sleep(0)
-            yield item
+        async for _, row in paced(merged, self.speed):
+            yield row
         yield FeedEvent("finished", "end of tick files")
