@@ -1,0 +1,109 @@
+"""The Research and Backtest pages in a real browser: `python -m dashboard`, the real worker API over a DuckDB
+file with four symbols' 1m candles (BTCUSDT's are the official klines of 2024-08-08), a real redis-server and
+headless chromium. A scan is run from the page, its best pair sent to the Backtest page and backtested there.
+
+Screenshots land in tests/artifacts/research*.png and backtest*.png (gitignored).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.request import urlopen
+
+import pytest
+import redis
+
+from tests.integration.browser_util import Chromium, WorkerApi, free_port, seed_live, start_redis
+from tests.research_candles import SYMBOLS, candle_rows
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "tests" / "artifacts"
+EXCEPTIONS = "document.querySelectorAll('[data-testid=\"stException\"]').length"
+BODY = "(document.body ? document.body.innerText : '').replaceAll('\\u2060', '')"
+PLOT_POINTS = """Array.from(document.querySelectorAll('.js-plotly-plot')).map(
+  p => (p.data || []).reduce((n, t) => n + ((t.x || t.z || []).length || 0), 0))"""
+
+
+def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the dashboard exited with {proc.returncode}")
+        try:
+            with urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.3)
+    raise TimeoutError(url)
+
+
+@pytest.fixture(scope="module")
+def site() -> Iterator[str]:
+    tmp = Path(tempfile.mkdtemp(prefix="qs-research-"))
+    candles = {s: candle_rows(s) for s in SYMBOLS}
+    for redis_url in start_redis():
+        with WorkerApi(candles, redis_url, env={"SCAN_EVERY_S": "0", "GARCH_EVERY_S": "0"}) as api:
+            seed_live(redis.Redis.from_url(redis_url, decode_responses=True),
+                      {"BTCUSDT": candles["BTCUSDT"], "ETHUSDT": candles["ETHUSDT"]})  # fmt: skip
+            port = free_port()
+            env = {**os.environ, "REDIS_URL": redis_url, "API_URL": api.url, "SYMBOLS": "BTCUSDT,ETHUSDT",
+                   "PAIRS": "ETHUSDT/BTCUSDT", "DASHBOARD_HOST": "127.0.0.1", "PYTHONPATH": str(ROOT)}  # fmt: skip
+            with (tmp / "streamlit.log").open("wb") as log:
+                ui = subprocess.Popen([sys.executable, "-m", "dashboard", "--port", str(port)], cwd=tmp, env=env,
+                                      stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+            try:
+                _wait_http(f"http://127.0.0.1:{port}/_stcore/health", ui)
+                yield f"http://127.0.0.1:{port}"
+            finally:
+                ui.terminate()
+                try:
+                    ui.wait(15)
+                except subprocess.TimeoutExpired:
+                    ui.kill()
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Chromium]:
+    b = Chromium()
+    try:
+        yield b
+    finally:
+        b.close()
+
+
+def _body_has(b: Chromium, *needles: str, timeout: float = 90) -> str:
+    cond = " && ".join(f"t.includes({n!r})" for n in needles)
+    return str(b.wait_for(f"(() => {{ const t = {BODY}; return ({cond}) && t }})()", timeout))
+
+
+def test_scan_then_backtest_in_the_browser(site: str, browser: Chromium) -> None:
+    browser.navigate(f"{site}/research")
+    _body_has(browser, "Pair research", "No scan has finished yet")
+    browser.click_button("Run scan now")
+    body = _body_has(browser, "pairs pass the filters", "Hurst exponent (spread)", "Lead-lag")
+    assert "1 of 6 pairs pass the filters" in body
+    assert "ETHUSDT/BTCUSDT" in body or "BTCUSDT/ETHUSDT" in body
+    browser.wait_for(f"(() => {{ const p = {PLOT_POINTS}; return p.length >= 2 && p.every(n => n > 0) }})()")
+    assert browser.evaluate(EXCEPTIONS) == 0
+    time.sleep(1.0)  # let the charts finish drawing
+    browser.screenshot(ARTIFACTS / "research.png")
+
+    browser.click_button("Backtest this pair")
+    _body_has(browser, "Backtest · z-score pair strategy", "From scan")
+    browser.click_button("Run backtest")
+    body = _body_has(browser, "Periods per year", "Walk-forward", "Parameter sweep (in-sample)", timeout=120)
+    assert "525,960" in body and "in-sample best" in body
+    browser.wait_for(f"(() => {{ const p = {PLOT_POINTS}; return p.length >= 2 && p.every(n => n > 0) }})()")
+    assert browser.evaluate(EXCEPTIONS) == 0
+    time.sleep(1.0)
+    browser.screenshot(ARTIFACTS / "backtest.png")
