@@ -164,11 +164,13 @@ def decode_batch(
         elif kind == b"book":
             if books:
                 _decode_book(entry_id, f, out.books, bad, seq if order else None)
-        elif f.get(b"v", _VERSION_B) != _VERSION_B:
-            bad.append((entry_id, _unknown_version(f)))
         else:
-            bad.append((entry_id, f"not a tick: kind {kind!r}"))
+            bad.append((entry_id, _not_a_tick(f, kind)))
     return out
+
+
+def _not_a_tick(f: Mapping[bytes, bytes], kind: bytes | None) -> str:
+    return _unknown_version(f) if f.get(b"v", _VERSION_B) != _VERSION_B else f"not a tick: kind {kind!r}"
 
 
 def _unknown_version(f: Mapping[bytes, bytes]) -> str:
