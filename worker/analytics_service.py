@@ -86,6 +86,8 @@ class AnalyticsHandler:
         self.errors = 0
         self.last_event_ms: int | None = None
         self._rules_loaded = 0.0
+        self.garch: dict[str, dict[str, Any]] = {}  # symbol -> garch_* fields (issue 9), refreshed with the rules
+        self._last_snap: dict[str, Any] = {}
 
     def _refresh_rules(self) -> None:
         if time.monotonic() - self._rules_loaded < RULES_REFRESH_S:
@@ -102,6 +104,20 @@ class AnalyticsHandler:
                     log.warning("ignoring invalid alert rule %r: %s", rule_id, exc)
         self.bad_rules = bad
         self.alerts.set_rules(rules)
+        self._refresh_garch()
+
+    def _refresh_garch(self) -> None:
+        """The research thread's newest GARCH fit per symbol (`symbol:garch:*`), joined into symbol:stats."""
+        raws = self.r.mget([keys.garch_key(s) for s in self.symbol_stats])
+        for sym, raw in zip(self.symbol_stats, raws, strict=True):  # type: ignore[arg-type]
+            try:
+                fit = json.loads(raw) if raw else {}
+            except ValueError:
+                fit = {}
+            if isinstance(fit, dict) and fit != self.garch.get(sym, {}):
+                self.garch[sym] = fit
+                if sym in self.symbol_stats and sym not in self.snapshots and sym in self._last_snap:
+                    self.snapshots[sym] = self._last_snap[sym]  # publish the new fit without waiting for a trade
 
     def _trade(self, t: codec.TradeColumns, i: int) -> tuple[str, int, float, int] | None:
         """The trade's (symbol, time, price, recv) for the aligners; ValueError naming what it cannot use."""
@@ -201,7 +217,9 @@ class AnalyticsHandler:
         for sym, i in books.items():
             pipe.set(keys.latest_book_key(sym), json.dumps(self._book(bk, i)))
         for sym, snap in self.snapshots.items():
-            pipe.set(keys.symbol_stats_key(sym), json.dumps({"symbol": sym, **_finite(asdict(snap))}))
+            self._last_snap[sym] = snap
+            stats = {"symbol": sym, **_finite(asdict(snap)), **self.garch.get(sym, {})}
+            pipe.set(keys.symbol_stats_key(sym), json.dumps(stats))
         self.snapshots = {}
         pipe.execute()
         self.published += len(out)

@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import math
+import time
 
 import httpx
 import numpy as np
@@ -165,4 +166,11 @@ def test_garch_on_demand_is_stored_served_and_published_in_redis(worker):
     published = json.loads(r.get("symbol:garch:BTCUSDT"))
     assert published["garch_sigma_next"] == fit["sigma_next"]
     assert published["garch_fitted_ms"] == fit["fitted_ms"]
+    # the analytics consumer joins it into the symbol's statistics with its next write (alert-rule material)
+    now = time.time_ns()
+    r.xadd("stream:ticks", {"v": "1", "sym": "BTCUSDT", "kind": "trade", "ts": now // 1_000_000,
+                            "ev": now // 1_000_000, "recv": now, "id": 1, "p": "61000.5", "q": "0.01", "m": "0"})
+    stats = wait_for(lambda: json.loads(r.get("symbol:stats:BTCUSDT") or "{}").get("garch_sigma_next") and
+                     json.loads(r.get("symbol:stats:BTCUSDT")), 30, "symbol:stats with the GARCH fields")  # fmt: skip
+    assert stats["garch_sigma_next"] == fit["sigma_next"] and stats["price"] == 61000.5
     r.close()
