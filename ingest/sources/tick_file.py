@@ -11,8 +11,9 @@ strings (a JSON number is kept as the exact text it was written as, never throug
   timestamp_ms * 1,000,000 + the row's ordinal among that symbol's rows of the same millisecond in the same
   file (0, 1, ...). A re-run of the same file gives the same ids, so the candle store's de-duplication keeps
   exactly-once; ids grow with time, so a candle's open and close (lowest and highest id) follow the file order.
-  A millisecond of one symbol must therefore not be split across files, and derived ids (~10^18) must not be
-  mixed with the venue's own ids for the same symbol and minute.
+  Rows without an id must be in time order per symbol (a row that goes back is dead-lettered: its id could
+  repeat another's), a millisecond of one symbol must not be split across files, and derived ids (~10^18) must
+  not be mixed with the venue's own ids for the same symbol and minute.
 
 Each row becomes a Binance `@trade` frame (receive time = trade time) that goes through the one parser, so the
 edge rules (symbol subscribed, decimal text, price and size > 0, p·q bound) are the live feed's. A row that
@@ -27,7 +28,6 @@ import gzip
 import heapq
 import itertools
 import json
-from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import IO
@@ -68,7 +68,8 @@ class _RowReader:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.unit: EpochUnit | None = None
-        self.ordinals: Counter[tuple[str, int]] = Counter()  # (symbol, ms) -> rows seen, for derived ids
+        # per symbol: the newest millisecond and how many rows had it (derived ids need no more: memory stays flat)
+        self.newest: dict[str, tuple[int, int]] = {}
 
     def _ms(self, value: str) -> int:
         if value.lstrip("-").isdigit():
@@ -94,18 +95,25 @@ class _RowReader:
         side = cells["side"].lower()
         if side not in ("", "buy", "sell"):
             raise RowError(f"side {cells['side'][:40]!r} is not buy or sell")
-        ordinal = self.ordinals[(symbol, ts_ms)]
-        self.ordinals[(symbol, ts_ms)] += 1
         if cells["trade_id"]:
             if not cells["trade_id"].isdigit():
                 raise RowError(f"trade_id {cells['trade_id'][:40]!r} is not a positive integer")
             trade_id = int(cells["trade_id"])
         else:
-            if ordinal >= DERIVED_ID_SLOTS:
-                raise RowError(f"more than {DERIVED_ID_SLOTS} {symbol} trades at {ts_ms} ms: no id can be derived")
-            trade_id = ts_ms * DERIVED_ID_SLOTS + ordinal
+            trade_id = self._derive_id(symbol, ts_ms)
         # the parser checks the rest (symbol, decimal text, > 0, int64 ranges) as for a live frame
         return ts_ms, trade_frame(symbol, trade_id, cells["price"], cells["size"], ts_ms, side != "buy")
+
+    def _derive_id(self, symbol: str, ts_ms: int) -> int:
+        newest_ms, count = self.newest.get(symbol, (ts_ms, 0))
+        if ts_ms < newest_ms:  # a millisecond seen before may already have used the ordinal this row would get
+            raise RowError(f"{symbol} time {ts_ms} ms is before the file's {newest_ms} ms: ids are derived only "
+                           "for rows in time order (sort the file, or give a trade_id)")
+        ordinal = count if ts_ms == newest_ms else 0
+        if ordinal >= DERIVED_ID_SLOTS:
+            raise RowError(f"more than {DERIVED_ID_SLOTS} {symbol} trades at {ts_ms} ms: no id can be derived")
+        self.newest[symbol] = (ts_ms, ordinal + 1)
+        return ts_ms * DERIVED_ID_SLOTS + ordinal
 
     def rows(self) -> Iterator[tuple[int, FileRow]]:
         """(sort key ns, row item); rows that fail get the previous row's time, so they keep their place."""

@@ -61,6 +61,16 @@ def test_derived_ids_are_stable_unique_and_follow_time(tmp_path):
     assert [parsed(r) for r in rows(f)][1:] == trades  # a re-run derives the same ids
 
 
+def test_rows_without_ids_that_go_back_in_time_are_refused_not_given_a_repeated_id(tmp_path):
+    f = tmp_path / "t.csv"
+    f.write_text(f"timestamp,symbol,price,size\n{MS},BTCUSDT,1,1\n{MS + 5},BTCUSDT,1,1\n{MS},BTCUSDT,1,1\n"
+                 f"{MS},ETHUSDT,1,1\n{MS + 5},BTCUSDT,1,1\n")
+    out = rows(f)
+    assert out[2].problem.startswith(f"BTCUSDT time {MS} ms is before the file's {MS + 5} ms")
+    ids = [t.trade_id for t in map(parsed, (r for r in out if not r.problem)) if isinstance(t, Trade)]
+    assert ids == [MS * 10**6, (MS + 5) * 10**6, MS * 10**6, (MS + 5) * 10**6 + 1]  # ETHUSDT has its own
+
+
 @pytest.mark.parametrize(
     ("stamp", "ms"),
     [(str(MS // 1000), MS // 1000 * 1000), (str(MS), MS), (str(MS * 1000 + 999), MS), (str(MS * 10**6 + 1), MS),
