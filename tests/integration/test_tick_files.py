@@ -48,7 +48,8 @@ def write_ndjson(path: Path, with_ids: bool, bad_rows: list[str]) -> None:
               f'"side":"{side(t).upper()}"' + (f',"trade_id":{t["t"]}' if with_ids else "") + "}"
         lines.append(row)
     for i, bad in enumerate(bad_rows):
-        lines.insert(100 + 50 * i, bad)
+        at = 100 + 50 * i  # in time order: the time of the trade before it
+        lines.insert(at, bad.replace("TS", str(TRADES[at - 1 - i]["T"] * 1000)))
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -81,9 +82,9 @@ def test_tick_file_gives_official_klines_and_a_rerun_adds_nothing(tmp_path, redi
     r = redis_server.client()
     path = tmp_path / ("ticks.csv" if kind.startswith("csv") else "ticks.ndjson")
     bad = [
-        '{"timestamp":1723161255342000,"symbol":"BTCUSDT","price":"abc","size":"1","side":"buy"}',
-        '{"timestamp":1723161255342000,"symbol":"BTCUSDT","price":"61000","size":"1","side":"hold"}',
-        '{"timestamp":1723161255342000,"symbol":"BTCUSDT","price":"0","size":"1"}',
+        '{"timestamp":TS,"symbol":"BTCUSDT","price":"abc","size":"1","side":"buy"}',
+        '{"timestamp":TS,"symbol":"BTCUSDT","price":"61000","size":"1","side":"hold"}',
+        '{"timestamp":TS,"symbol":"BTCUSDT","price":"0","size":"1"}',
         '["not", "an", "object"]',
     ]
     if kind.startswith("csv"):
