@@ -2,7 +2,8 @@
 
 Inputs are rows (time, x, y) of close prices. At row t, β_t, α_t and z_t are the batch command's `ols_beta`,
 `ols_alpha` and `zscore_ols` for window N (computed by the same `OLSZStepper`). A z that the batch command
-would write as an empty cell (not yet warm, or nan) is "empty".
+would write as an empty cell (not yet warm, or nan) is "empty". With `beta_source` "kalman" or "huber" the
+columns come from that source instead (`backtest_beta`); every rule below is unchanged.
 
 * Decisions are taken at row t's close and filled at row t+1's prices; a decision at the last row is never
   filled. At most one position. No decision (entry or exit, max-hold included) at a row whose z_t is empty.
@@ -22,7 +23,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from qs_analytics.olsz import ols_z_series
+from qs_analytics.backtest_beta import beta_z_columns, check_source
 
 LONG = "LONG"
 SHORT = "SHORT"
@@ -38,6 +39,8 @@ class BacktestParams:
     slippage_bps: float = 0.0
     stop: float | None = None
     max_hold: int | None = None
+    beta_source: str = "ols"  # "ols" (the contract), "kalman" or "huber": see backtest_beta
+    huber_every: int = 1  # rows between Huber refits (1 = every row)
 
     def check(self) -> None:
         """Raise ValueError naming the parameter that makes no sense."""
@@ -56,6 +59,7 @@ class BacktestParams:
             raise ValueError(f"stop must be a finite number > 0, got {self.stop}")
         if self.max_hold is not None and self.max_hold < 0:
             raise ValueError(f"max_hold must be >= 0, got {self.max_hold}")
+        check_source(self.beta_source, self.huber_every)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +115,7 @@ def run_backtest(
     z: Sequence[float | None] | None = None,
     first_decision_row: int = 0,
 ) -> BacktestResult:
-    """Apply the rules to close prices x, y (> 0). β and z default to the batch command's OLS columns.
+    """Apply the rules to close prices x, y (> 0). β and z default to the columns of `p.beta_source`.
 
     `first_decision_row` lets a walk-forward test trade only its second part while the rolling window
     warms up on the first (no decision is taken before it).
@@ -123,9 +127,7 @@ def run_backtest(
     if (beta is None) != (z is None) or (beta is not None and z is not None and (len(beta) != n or len(z) != n)):
         raise ValueError(f"beta and z must be given together, {n} values each")
     if beta is None or z is None:
-        rows = ols_z_series(list(x), list(y), p.window)
-        beta = [r.beta for r in rows]
-        z = [r.z for r in rows]
+        beta, z = beta_z_columns(x, y, p.window, p.beta_source, p.huber_every)
     cost_rate = (p.fee_bps + p.slippage_bps) / 1e4
     E, X, S, K = p.entry, p.exit, p.stop, p.max_hold
     trades: list[Trade] = []

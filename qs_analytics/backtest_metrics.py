@@ -21,7 +21,7 @@ from statistics import median
 from typing import Any
 
 from qs_analytics.backtest import BacktestParams, BacktestResult, run_backtest
-from qs_analytics.olsz import ols_z_series
+from qs_analytics.backtest_beta import beta_z_columns
 from qs_common.times import epoch_unit
 
 _YEAR_S = 365.25 * 86_400.0
@@ -93,15 +93,13 @@ def sweep(
     windows: Sequence[int],
     end: int | None = None,
 ) -> list[list[SweepCell]]:
-    """grid[i][j] = metrics of the backtest with windows[i] and entries[j] (rows [0, end)); the OLS and z
-    columns are computed once per window, not once per cell."""
+    """grid[i][j] = metrics of the backtest with windows[i] and entries[j] (rows [0, end)); the β and z
+    columns (of `base.beta_source`) are computed once per window, not once per cell."""
     n = len(x) if end is None else end
     xs, ys, ts = list(x[:n]), list(y[:n]), list(times[:n])
     grid = []
     for w in windows:
-        rows = ols_z_series(xs, ys, w)
-        beta = [r.beta for r in rows]
-        z = [r.z for r in rows]
+        beta, z = beta_z_columns(xs, ys, w, base.beta_source, base.huber_every)
         line = []
         for e in entries:
             p = replace(base, window=w, entry=e)

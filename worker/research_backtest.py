@@ -1,7 +1,8 @@
 """`POST /research/backtest`: the request (JSON, checked by pydantic), its price source, and the answer.
 
 Source: stored candles of two symbols (closes aligned on open time) or uploaded rows `[time, x, y]`.
-The strategy is `qs_analytics.backtest` (β from rolling OLS only: the issue 9 §3 contract); the sweep and
+The strategy is `qs_analytics.backtest` (β from rolling OLS by default, the issue 9 §3 contract, or from the
+Kalman filter or a rolling Huber fit with `params.beta_source`); the sweep and
 walk-forward are `qs_analytics.backtest_metrics`'s.
 """
 
@@ -34,7 +35,9 @@ class Params(_Model):
     fee_bps: float = 1.0
     slippage_bps: float = 1.0
     notional: float = Field(10_000.0, gt=0)
-    beta_source: Literal["ols"] = "ols"  # the contract's β; Kalman/Huber are not part of the backtest rules
+    # the contract's β is rolling OLS; Kalman and Huber give β_t, α_t, z_t from those fits (qs_analytics.backtest_beta)
+    beta_source: Literal["ols", "kalman", "huber"] = "ols"
+    huber_every: int = Field(1, ge=1, le=100_000)  # rows between Huber refits
 
 
 class CandleSource(_Model):
@@ -115,7 +118,8 @@ def run(req: BacktestRequest, rs: ResearchStore) -> dict[str, Any]:
     p = req.params
     if len(x) < p.window + 2:
         raise ValueError(f"source: {len(x)} aligned rows; window {p.window} needs at least {p.window + 2}")
-    bp = BacktestParams(p.window, p.entry, p.exit, p.notional, p.fee_bps, p.slippage_bps, p.stop, p.max_hold)
+    bp = BacktestParams(p.window, p.entry, p.exit, p.notional, p.fee_bps, p.slippage_bps, p.stop, p.max_hold,
+                        p.beta_source, p.huber_every)  # fmt: skip
     res = run_backtest(x, y, bp)
     summary = summarize(res, p.notional, times)
     shown = [int(t) if float(t).is_integer() else t for t in times]  # ms open times stay integers

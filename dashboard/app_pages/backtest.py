@@ -18,9 +18,12 @@ from dashboard.sidebar import Controls
 
 c: Controls = st.session_state["_controls"]
 INTERVALS = ("1m", "5m", "15m", "1h", "4h", "1d")
+BETA_SOURCES = {"rolling OLS": "ols", "Kalman filter": "kalman", "rolling Huber": "huber"}
+BETA_LABELS = {v: k for k, v in BETA_SOURCES.items()}
 st.title("Backtest · z-score pair strategy")
 st.markdown(
-    "At each row the rolling-OLS β, α and z of window N are computed from past rows only; a decision at a "
+    "At each row β, α (rolling OLS, Kalman or rolling Huber) and the spread's z over window N are computed "
+    "from past rows only; a decision at a "
     "row's close is filled at the next row's prices. Open SHORT spread when z ≥ entry, LONG when z ≤ −entry; "
     "exit a LONG when z ≥ −exit, a SHORT when z ≤ exit; optional stop |z| ≥ S and maximum holding time. "
     "Dollar-neutral on the notional: q = notional / y, the x leg −β·q. Costs: (fee + slippage) bps per leg and fill."
@@ -81,10 +84,13 @@ with st.form("bt_form"):
     fee = q2.number_input("Fee (bps per leg and fill)", -10.0, 100.0, 1.0, step=0.5, key="bt_fee")
     slip = q3.number_input("Slippage (bps per leg and fill)", -10.0, 100.0, 1.0, step=0.5, key="bt_slip")
     notional = q4.number_input("Notional", 1.0, 1e12, 10_000.0, step=1000.0, key="bt_notional")
-    st.selectbox("β source", ("rolling OLS",), key="bt_beta",
-                 help="The backtest contract uses the rolling OLS β; Kalman and Huber are not supported here.")
-    st.caption("β source: rolling OLS only (the backtest's rules are defined on the batch command's OLS β and z); "
-               "Kalman and Huber β are not supported by the backtest.")
+    b1, b2 = st.columns([3, 1])
+    beta_label = b1.selectbox("β source", tuple(BETA_SOURCES), key="bt_beta",
+                              help="Rolling OLS is the batch command's β and z (the contract). Kalman: the filter's "
+                                   "state after each row (the live engine's δ, R). Huber: a robust fit over the "
+                                   "window, refitted every K rows. z: the spread's rolling z over N rows.")  # fmt: skip
+    huber_every = b2.number_input("Huber refit every K rows", 1, 10_000, 1, key="bt_huber_every",
+                                  help="1 refits at every row (exact, slowest: a few ms a refit)")  # fmt: skip
     w1, w2, w3 = st.columns(3)
     entries_text = w1.text_input("Sweep: entries", "1.5, 2, 2.5", key="bt_sweep_entries")
     windows_text = w2.text_input("Sweep: windows", "30, 60, 120", key="bt_sweep_windows")
@@ -101,7 +107,8 @@ if go_run and source is not None:
     request = {
         "params": {"window": int(window), "entry": float(entry), "exit": float(exit_),
                    "stop": float(stop) if stop > 0 else None, "max_hold": int(max_hold) if max_hold > 0 else None,
-                   "fee_bps": float(fee), "slippage_bps": float(slip), "notional": float(notional)},
+                   "fee_bps": float(fee), "slippage_bps": float(slip), "notional": float(notional),
+                   "beta_source": BETA_SOURCES[beta_label], "huber_every": int(huber_every)},
         "source": source,
         "sweep": {"entries": entries, "windows": windows, "split": float(split)} if entries and windows else None,
     }  # fmt: skip
@@ -123,7 +130,7 @@ p = res["params"]
 st.subheader(md(f"{label}: {res['rows']} rows"))
 st.caption(md(f"window {p['window']}, entry {p['entry']}, exit {p['exit']}, stop {p['stop'] or 'none'}, "
               f"max hold {p['max_hold'] or 'none'}, fee {p['fee_bps']} + slippage {p['slippage_bps']} bps, "
-              f"notional {p['notional']:,.0f} · β rolling OLS"))  # fmt: skip
+              f"notional {p['notional']:,.0f} · β {BETA_LABELS.get(p.get('beta_source'), 'rolling OLS')}"))  # fmt: skip
 bv.metrics(res["summary"], float(p["notional"]))
 st.plotly_chart(bv.equity_chart(res, c.tz), config=charts.CONFIG, key="bt_equity")
 trades = bv.trades_frame(res)

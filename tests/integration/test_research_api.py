@@ -137,6 +137,13 @@ def test_backtest_on_stored_candles_equals_the_pure_backtest(worker):
     assert out["summary"]["periods_per_year"] == pytest.approx(365.25 * 1440)
     assert len(out["sweep"]["grid"]) == 3 and len(out["sweep"]["grid"][0]) == 2
     assert out["walk_forward"]["split_row"] == 720 and out["walk_forward"]["chosen"] == out["sweep"]["best_in_sample"]
+    # the Kalman β source: the API's answer is the pure backtest's with beta_source="kalman"
+    kreq = {"params": {**params, "beta_source": "kalman"}, "source": req["source"]}
+    kout = httpx.post(f"{w.api}/research/backtest", json=kreq, headers=AUTH, timeout=60).json()
+    kref = run_backtest(list(x), list(y), BacktestParams(60, 2.0, 0.5, 10_000.0, 1.0, 0.5, 4.0, 30, "kalman"))
+    assert kout["params"]["beta_source"] == "kalman"
+    assert [(t["entry_row"], t["exit_row"]) for t in kout["trades"]] == [(t.entry_row, t.exit_row) for t in kref.trades]
+    assert kout["equity"]["equity"] == pytest.approx(kref.equity, rel=1e-12, abs=1e-9)
 
 
 @pytest.mark.parametrize(
@@ -144,7 +151,7 @@ def test_backtest_on_stored_candles_equals_the_pure_backtest(worker):
     [({"source": {"kind": "rows", "rows": [[1, 2.0, -3.0]]}}, "row 1: prices"),
      ({"params": {"window": 1}, "source": {"kind": "rows", "rows": []}}, "params.window"),
      ({"source": {"kind": "rows", "rows": [[i, 1.0 + i, 2.0 + i] for i in range(20)]}}, "aligned rows"),
-     ({"source": {"kind": "files"}}, "source"), ({"params": {"beta_source": "kalman"}, "source": {}}, "beta_source")],
+     ({"source": {"kind": "files"}}, "source"), ({"params": {"beta_source": "theilsen"}, "source": {}}, "beta_source")],
 )
 def test_a_bad_backtest_request_is_a_400_naming_the_field(worker, body, needle):
     w, _ = worker

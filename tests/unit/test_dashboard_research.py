@@ -87,7 +87,7 @@ def test_research_page_runs_a_scan_ranks_it_and_sends_a_pair_to_the_backtest(ser
 
 def test_backtest_page_runs_on_stored_candles_and_shows_the_sweep(services) -> None:
     at = page("backtest.py")
-    assert "rolling OLS only" in texts(at)
+    assert at.selectbox(key="bt_beta").options == ["rolling OLS", "Kalman filter", "rolling Huber"]
     at.selectbox(key="bt_y").set_value("ETHUSDT")
     at.selectbox(key="bt_x").set_value("BTCUSDT")
     at.selectbox(key="bt_iv").set_value("1m").run()
@@ -99,6 +99,12 @@ def test_backtest_page_runs_on_stored_candles_and_shows_the_sweep(services) -> N
     shown = texts(at)
     assert "Parameter sweep (in-sample)" in shown and "The star marks the in" in shown and "Walk-forward" in shown
     assert len(at.dataframe[1].value) == 2  # in-sample and out-of-sample rows
+    assert "β rolling OLS" in shown
+    at.selectbox(key="bt_beta").set_value("Kalman filter")  # inside the form: sent with the submit
+    button(at, "Run backtest").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.session_state["bt_result"][0]["params"]["beta_source"] == "kalman"  # the worker ran Kalman β
+    assert any("β Kalman filter" in c.value for c in at.caption)
 
 
 def test_backtest_upload_with_a_bad_row_names_it(services) -> None:

@@ -327,3 +327,76 @@ def test_bad_parameters_are_named():
         run_backtest([1.0, 2.0], [1.0, 2.0], BacktestParams(2, 1.0, 0.0, 1.0, math.nan))
     with pytest.raises(ValueError, match="notional"):
         run_backtest([1.0, 2.0], [1.0, 2.0], BacktestParams(2, 1.0, 0.0, -1.0))
+
+
+def engine_columns(x, y, window, source, huber_every=1):
+    """β_t and z_t built in the test from the engine's own classes, row by row: the Kalman state after its update
+    (or the last Huber fit over the window), the spread y − βx − α and its z over the last N spreads (ddof 1)."""
+    from qs_analytics.kalman import KalmanHedge
+    from qs_analytics.robust import HuberFairValue
+    from qs_analytics.spread import SpreadZScore
+
+    kal = KalmanHedge()  # the engine's defaults (qs_analytics.defaults)
+    hub = HuberFairValue(max(window, 3), refit_every_n=huber_every)
+    zs = SpreadZScore(window)
+    beta, z = [], []
+    for t, (a, b) in enumerate(zip(x, y, strict=True)):
+        if source == "kalman":
+            k = kal.update(a, b)
+            bt, at = k.beta, k.alpha
+        else:
+            f = hub.update(t, a, b)
+            if f is None:
+                beta.append(None)
+                z.append(None)
+                continue
+            bt, at = f.beta, f.alpha
+        r = zs.update(b - bt * a - at)
+        beta.append(bt)
+        z.append(None if r is None or not math.isfinite(r.z) else r.z)
+    return beta, z
+
+
+@pytest.mark.parametrize(("source", "every"), [("kalman", 1), ("huber", 1), ("huber", 7)])
+def test_kalman_and_huber_beta_sources_match_the_reference_on_engine_columns(source, every):
+    _, x, y = eth_btc_1s()
+    x, y = x.tolist(), y.tolist()  # 346 real rows
+    window, E, X, S, K, Q = 30, 1.5, 0.0, 3.0, 40, 10_000.0
+    beta, z = engine_columns(x, y, window, source, every)
+    assert sum(v is not None for v in z) > 280
+    p = BacktestParams(window, E, X, Q, 1.0, 0.5, S, K, beta_source=source, huber_every=every)
+    res = run_backtest(x, y, p)
+    ref_trades, ref_eq, _ = reference(x, y, beta, z, E, X, Q, 1.0, 0.5, S, K)
+    assert len(ref_trades) > 3
+    assert_same(res, ref_trades, ref_eq, Q)
+    # a different β source trades differently from OLS: the option is not ignored
+    ols = run_backtest(x, y, BacktestParams(window, E, X, Q, 1.0, 0.5, S, K))
+    assert [t.entry_row for t in ols.trades] != [t.entry_row for t in res.trades]
+
+
+def test_cli_beta_source_flag(tmp_path):
+    ts, x, y = eth_btc_1s()
+    n = len(x)
+    src = tmp_path / "in.csv"
+    rows = zip(ts[:n].tolist(), x[:n].tolist(), y[:n].tolist(), strict=True)
+    src.write_text("time,x,y\n" + "".join(f"{t},{a!r},{b!r}\n" for t, a, b in rows))
+    base = ["--input", str(src), "--window", "30", "--entry", "1.5", "--exit", "0", "--fee-bps", "1",
+            "--slippage-bps", "0.5", "--notional", "10000"]  # fmt: skip
+    outs = {}
+    for flag in ([], ["--beta-source", "ols"], ["--beta-source", "kalman"]):
+        tr, eqf = tmp_path / "t.csv", tmp_path / "e.csv"
+        cmd = [sys.executable, "-m", "worker.analytics", "backtest", *base, "--trades", str(tr), "--equity", str(eqf)]
+        out = subprocess.run([*cmd, *flag], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        outs[tuple(flag)] = (tr.read_text(), eqf.read_text())
+    assert outs[()] == outs[("--beta-source", "ols")]  # default: OLS, output unchanged
+    beta, z = engine_columns(x[:n].tolist(), y[:n].tolist(), 30, "kalman")
+    ref_trades, _, _ = reference(x[:n].tolist(), y[:n].tolist(), beta, z, 1.5, 0.0, 10000.0, 1.0, 0.5)
+    rows = list(csv.DictReader(io.StringIO(outs[("--beta-source", "kalman")][0])))
+    assert [(int(r["entry_row"]), int(r["exit_row"])) for r in rows] == [
+        (t["entry_row"], t["exit_row"]) for t in ref_trades]  # fmt: skip
+    for r, w in zip(rows, ref_trades, strict=True):
+        assert close(float(r["net_pnl"]), w["net_pnl"])
+    cmd = [sys.executable, "-m", "worker.analytics", "backtest", *base, "--trades", "t", "--equity", "e"]
+    bad = subprocess.run([*cmd, "--beta-source", "theilsen"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "beta-source" in bad.stderr

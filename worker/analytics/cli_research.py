@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from qs_analytics.backtest import BacktestParams, run_backtest
+from qs_analytics.backtest_beta import BETA_SOURCES
 from qs_analytics.backtest_metrics import periods_per_year, summarize
 from qs_analytics.garch import fit_garch
 from worker.analytics.batch import InputError, _cell, _num
@@ -70,7 +71,7 @@ def _cleanup(paths: Sequence[str | None]) -> None:
 
 def backtest_main(argv: Sequence[str]) -> int:
     p = argparse.ArgumentParser(prog="python -m worker.analytics backtest",
-                                description="Backtest the OLS z-score pair strategy (issue 9 §3 rules).")  # fmt: skip
+                                description="Backtest the z-score pair strategy (issue 9 §3 rules).")  # fmt: skip
     p.add_argument("--input", required=True, help="CSV with header time,x,y (close prices > 0)")
     p.add_argument("--window", type=int, required=True, help="rolling window N in rows (>= 2)")
     p.add_argument("--entry", type=float, required=True, help="open when |z| >= E")
@@ -83,8 +84,13 @@ def backtest_main(argv: Sequence[str]) -> int:
     p.add_argument("--trades", required=True, help="TRADES.csv to write")
     p.add_argument("--equity", required=True, help="EQUITY.csv to write (time,equity per input row)")
     p.add_argument("--summary", default=None, help="optional JSON file for the summary metrics")
+    p.add_argument("--beta-source", choices=BETA_SOURCES, default="ols",
+                   help="β_t, α_t, z_t from rolling OLS (default: the contract), the Kalman filter or a rolling "
+                        "Huber fit over the window")  # fmt: skip
+    p.add_argument("--huber-every", type=int, default=1, help="rows between Huber refits (default 1: every row)")
     a = p.parse_args(argv)
-    params = BacktestParams(a.window, a.entry, a.exit, a.notional, a.fee_bps, a.slippage_bps, a.stop, a.max_hold)
+    params = BacktestParams(a.window, a.entry, a.exit, a.notional, a.fee_bps, a.slippage_bps, a.stop, a.max_hold,
+                            a.beta_source, a.huber_every)  # fmt: skip
     try:
         params.check()
     except ValueError as e:
