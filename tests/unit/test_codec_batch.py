@@ -73,3 +73,18 @@ def test_structure_only_ranges_are_the_consumers_to_check():
     # the candle consumer names why a trade id of 2**70 or a negative time cannot be stored
     batch = codec.decode_batch([(b"1-0", raw(TRADE, id=2**70, ts=-5))])
     assert batch.trades.ids == [2**70] and batch.trades.times == [-5] and not batch.undecodable
+
+
+def test_the_trades_only_path_decodes_trades_as_the_general_one():
+    entries = [
+        (b"1-0", raw(TRADE)), (b"2-0", raw(TRADE, drop="p")), (b"3-0", raw(TRADE, id="12x")),
+        (b"4-0", raw(TRADE, sym=b"\xff\xfeUSDT")), (b"5-0", {b"kind": b"depth", b"sym": b"X"}),
+        (b"6-0", raw(BOOK, drop="aq")), (b"7-0", raw(TRADE2)), (b"8-0", raw(TRADE2, v="9")),
+        (b"9-0", raw(TRADE, drop="v")),
+    ]
+    lean, full = codec.decode_batch(entries, books=False), codec.decode_batch(entries, order=True)
+    for name in ("entry_ids", "symbols", "ids", "prices", "qtys", "times", "makers"):
+        assert getattr(lean.trades, name) == getattr(full.trades, name), name
+    assert lean.trades.entry_ids == [b"1-0", b"7-0", b"9-0"]
+    book_reasons = [r for r in full.undecodable if r[0] == b"6-0"]
+    assert sorted(lean.undecodable) == sorted(r for r in full.undecodable if r[0] != b"6-0") and book_reasons
