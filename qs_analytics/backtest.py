@@ -13,7 +13,11 @@ columns come from that source instead (`backtest_beta`); every rule below is unc
   (with a z) where t − f ≥ K, f the entry fill row. The exit fill trades the opposite quantities. An exit
   decided at t is filled at t+1, and the next entry can be decided at t+1 at the earliest.
 * Costs per fill and leg: (fee_bps + slippage_bps)/10⁴ · |qty · price|. Net P&L = Σ legs qty·(exit − entry)
-  − costs of the 4 fills. Equity at t = net P&L of trades closed (exit filled) at or before t + the open
+  − costs of the 4 fills. Where book data exists (optional columns `spread_bps_x`, `spread_bps_y`: the leg's
+  quoted spread (ask − bid)/mid in bps recorded at the row), half of it is added at each fill of that leg on
+  that row: (fee_bps + slippage_bps + spread_bps_leg,fill row / 2)/10⁴ · |qty · price|. An empty cell (None or
+  nan) adds nothing; without the columns the costs are the contract's exactly.
+  Equity at t = net P&L of trades closed (exit filled) at or before t + the open
   position's legs marked at row t's prices − its entry costs. Equity starts at 0.
 """
 
@@ -107,6 +111,33 @@ class BacktestResult:
     traded_value: float  # Σ |qty · price| over every filled leg, for turnover
 
 
+def _costs(rate: float, half_y: list[float] | None, half_x: list[float] | None, t: int, vy: float, vx: float) -> float:
+    """Costs of one fill of both legs (traded values vy, vx); without book data the contract's formula as is."""
+    if half_y is None and half_x is None:
+        return rate * (vy + vx)
+    hy = half_y[t] if half_y is not None else 0.0
+    hx = half_x[t] if half_x is not None else 0.0
+    return (rate + hy) * vy + (rate + hx) * vx
+
+
+def half_spread_rates(spread_bps: Sequence[float | None] | None, n: int, name: str) -> list[float] | None:
+    """Half the quoted spread of each row as a rate (bps/2/10⁴); 0 where a row has no book data, None
+    without the column."""
+    if spread_bps is None:
+        return None
+    if len(spread_bps) != n:
+        raise ValueError(f"{name} must have one value per row ({n}), got {len(spread_bps)}")
+    out = []
+    for i, v in enumerate(spread_bps):
+        if v is None or math.isnan(v):
+            out.append(0.0)
+        elif not (math.isfinite(v) and v >= 0):  # a crossed book or a typo is not a cost to trust
+            raise ValueError(f"{name} at row {i}: a quoted spread must be a finite number >= 0 bps, got {v!r}")
+        else:
+            out.append(v / 2e4)
+    return out
+
+
 def run_backtest(
     x: Sequence[float],
     y: Sequence[float],
@@ -114,6 +145,8 @@ def run_backtest(
     beta: Sequence[float | None] | None = None,
     z: Sequence[float | None] | None = None,
     first_decision_row: int = 0,
+    spread_bps_x: Sequence[float | None] | None = None,
+    spread_bps_y: Sequence[float | None] | None = None,
 ) -> BacktestResult:
     """Apply the rules to close prices x, y (> 0). β and z default to the columns of `p.beta_source`.
 
@@ -129,6 +162,8 @@ def run_backtest(
     if beta is None or z is None:
         beta, z = beta_z_columns(x, y, p.window, p.beta_source, p.huber_every)
     cost_rate = (p.fee_bps + p.slippage_bps) / 1e4
+    half_x = half_spread_rates(spread_bps_x, n, "spread_bps_x")
+    half_y = half_spread_rates(spread_bps_y, n, "spread_bps_y")
     E, X, S, K = p.entry, p.exit, p.stop, p.max_hold
     trades: list[Trade] = []
     equity: list[float] = []
@@ -144,13 +179,13 @@ def run_backtest(
             side, b, sig = pending_entry
             q = p.notional / yt
             qy, qx = (q, -b * q) if side == LONG else (-q, b * q)
-            c = cost_rate * (abs(qy * yt) + abs(qx * xt))
+            c = _costs(cost_rate, half_y, half_x, t, abs(qy * yt), abs(qx * xt))
             traded += abs(qy * yt) + abs(qx * xt)
             pos = OpenPosition(t, side, qy, qx, yt, xt, c, sig)
             pending_entry = None
         elif pending_exit is not None and pos is not None:
             gross = pos.qty_y * (yt - pos.entry_y) + pos.qty_x * (xt - pos.entry_x)
-            exit_costs = cost_rate * (abs(pos.qty_y * yt) + abs(pos.qty_x * xt))
+            exit_costs = _costs(cost_rate, half_y, half_x, t, abs(pos.qty_y * yt), abs(pos.qty_x * xt))
             traded += abs(pos.qty_y * yt) + abs(pos.qty_x * xt)
             costs = pos.entry_costs + exit_costs
             trades.append(

@@ -92,18 +92,22 @@ def sweep(
     entries: Sequence[float],
     windows: Sequence[int],
     end: int | None = None,
+    spread_bps_x: Sequence[float | None] | None = None,
+    spread_bps_y: Sequence[float | None] | None = None,
 ) -> list[list[SweepCell]]:
     """grid[i][j] = metrics of the backtest with windows[i] and entries[j] (rows [0, end)); the β and z
     columns (of `base.beta_source`) are computed once per window, not once per cell."""
     n = len(x) if end is None else end
     xs, ys, ts = list(x[:n]), list(y[:n]), list(times[:n])
+    sx = None if spread_bps_x is None else list(spread_bps_x[:n])
+    sy = None if spread_bps_y is None else list(spread_bps_y[:n])
     grid = []
     for w in windows:
         beta, z = beta_z_columns(xs, ys, w, base.beta_source, base.huber_every)
         line = []
         for e in entries:
             p = replace(base, window=w, entry=e)
-            res = run_backtest(xs, ys, p, beta, z)
+            res = run_backtest(xs, ys, p, beta, z, spread_bps_x=sx, spread_bps_y=sy)
             line.append(SweepCell(e, w, summarize(res, p.notional, ts)))
         grid.append(line)
     return grid
@@ -132,6 +136,8 @@ def walk_forward(
     windows: Sequence[int],
     split: float = 0.5,
     metric: str = "sharpe",
+    spread_bps_x: Sequence[float | None] | None = None,
+    spread_bps_y: Sequence[float | None] | None = None,
 ) -> WalkForward:
     """Choose (entry, window) on the first `split` share of rows, then report it on the rest.
 
@@ -141,8 +147,9 @@ def walk_forward(
     if not 0.0 < split < 1.0:
         raise ValueError(f"split must be in (0, 1), got {split}")
     k = int(len(x) * split)
-    grid = sweep(times, x, y, base, entries, windows, end=k)
+    grid = sweep(times, x, y, base, entries, windows, end=k, spread_bps_x=spread_bps_x, spread_bps_y=spread_bps_y)
     best = max((c for line in grid for c in line), key=lambda c: _score(c.metrics, metric))
     chosen = replace(base, window=best.window, entry=best.entry)
-    res = run_backtest(list(x), list(y), chosen, first_decision_row=k)
+    res = run_backtest(list(x), list(y), chosen, first_decision_row=k, spread_bps_x=spread_bps_x,
+                       spread_bps_y=spread_bps_y)  # fmt: skip
     return WalkForward(k, chosen, best.metrics, summarize(res, chosen.notional, list(times), start=k), grid)

@@ -1,6 +1,7 @@
 """`POST /research/backtest`: the request (JSON, checked by pydantic), its price source, and the answer.
 
-Source: stored candles of two symbols (closes aligned on open time) or uploaded rows `[time, x, y]`.
+Source: stored candles of two symbols (closes aligned on open time) or uploaded rows `[time, x, y]`, with
+optional per-row quoted spreads `spread_bps_x`, `spread_bps_y` (half of each is added to a fill's cost).
 The strategy is `qs_analytics.backtest` (β from rolling OLS by default, the issue 9 §3 contract, or from the
 Kalman filter or a rolling Huber fit with `params.beta_source`); the sweep and
 walk-forward are `qs_analytics.backtest_metrics`'s.
@@ -53,12 +54,19 @@ class CandleSource(_Model):
 class RowSource(_Model):
     kind: Literal["rows"]
     rows: list[tuple[float, float, float]] = Field(max_length=MAX_ROWS)  # time, x, y
+    # quoted spread of each leg in bps per row (book data; null = none at that row): half is added to a fill's cost
+    spread_bps_x: list[Annotated[float, Field(ge=0)] | None] | None = None
+    spread_bps_y: list[Annotated[float, Field(ge=0)] | None] | None = None
 
     @model_validator(mode="after")
     def _prices(self) -> RowSource:
         for i, (_, x, y) in enumerate(self.rows, start=1):
             if not (x > 0 and y > 0):
                 raise ValueError(f"row {i}: prices x and y must be > 0, got {x!r}, {y!r}")
+        for name in ("spread_bps_x", "spread_bps_y"):
+            col = getattr(self, name)
+            if col is not None and len(col) != len(self.rows):
+                raise ValueError(f"{name}: {len(col)} values for {len(self.rows)} rows")
         return self
 
 
@@ -120,7 +128,10 @@ def run(req: BacktestRequest, rs: ResearchStore) -> dict[str, Any]:
         raise ValueError(f"source: {len(x)} aligned rows; window {p.window} needs at least {p.window + 2}")
     bp = BacktestParams(p.window, p.entry, p.exit, p.notional, p.fee_bps, p.slippage_bps, p.stop, p.max_hold,
                         p.beta_source, p.huber_every)  # fmt: skip
-    res = run_backtest(x, y, bp)
+    # half the quoted spread at each fill, where the uploaded rows carry it (stored candles have no book data)
+    sx = req.source.spread_bps_x if isinstance(req.source, RowSource) else None
+    sy = req.source.spread_bps_y if isinstance(req.source, RowSource) else None
+    res = run_backtest(x, y, bp, spread_bps_x=sx, spread_bps_y=sy)
     summary = summarize(res, p.notional, times)
     shown = [int(t) if float(t).is_integer() else t for t in times]  # ms open times stay integers
     trades = [{"entry_row": t.entry_row, "exit_row": t.exit_row, "entry_time": shown[t.entry_row],
@@ -131,6 +142,7 @@ def run(req: BacktestRequest, rs: ResearchStore) -> dict[str, Any]:
     op = res.open_position
     out: dict[str, Any] = {
         "rows": len(x), "first_time": shown[0], "last_time": shown[-1], "params": p.model_dump(),
+        "half_spread_costs": [leg for leg, col in (("x", sx), ("y", sy)) if col is not None],
         "summary": _clean(summary), "trades": trades,
         "equity": {"time": shown, "equity": res.equity},
         "open_position": None if op is None else {"entry_row": op.entry_row, "side": op.side, "qty_y": op.qty_y,
@@ -138,7 +150,8 @@ def run(req: BacktestRequest, rs: ResearchStore) -> dict[str, Any]:
     }  # fmt: skip
     if req.sweep is not None:
         sw = req.sweep
-        wf = walk_forward(times, x, y, bp, sw.entries, sw.windows, split=sw.split, metric=sw.metric)
+        wf = walk_forward(times, x, y, bp, sw.entries, sw.windows, split=sw.split, metric=sw.metric,
+                          spread_bps_x=sx, spread_bps_y=sy)  # fmt: skip
         out["sweep"] = {
             "entries": sw.entries, "windows": sw.windows, "metric": sw.metric, "split_row": wf.split_row,
             "in_sample_rows": wf.split_row,

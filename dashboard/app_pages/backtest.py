@@ -12,6 +12,7 @@ import streamlit as st
 from dashboard import data
 from dashboard.components import backtest_views as bv
 from dashboard.components import charts, notices
+from dashboard.components.backtest_costs import parse_spreads
 from dashboard.frames import fmt_time
 from dashboard.safe import csv_text, filename, md
 from dashboard.sidebar import Controls
@@ -26,7 +27,8 @@ st.markdown(
     "from past rows only; a decision at a "
     "row's close is filled at the next row's prices. Open SHORT spread when z ≥ entry, LONG when z ≤ −entry; "
     "exit a LONG when z ≥ −exit, a SHORT when z ≤ exit; optional stop |z| ≥ S and maximum holding time. "
-    "Dollar-neutral on the notional: q = notional / y, the x leg −β·q. Costs: (fee + slippage) bps per leg and fill."
+    "Dollar-neutral on the notional: q = notional / y, the x leg −β·q. Costs: (fee + slippage) bps per leg and "
+    "fill, plus half the quoted spread at the fill row where an uploaded file carries it."
 )
 
 sent: dict[str, Any] | None = st.session_state.get("backtest_pair")
@@ -62,14 +64,19 @@ if kind == kinds[0]:
         source = {"kind": "candles", "y": y, "x": x, "interval": interval, "limit": int(limit)}
         label = f"{y}-{x}-{interval}"
 else:
-    up = st.file_uploader("CSV with header time,x,y (close prices > 0; time in s, ms, µs or ns)", type=["csv"],
-                          key="bt_upload")  # fmt: skip
+    up = st.file_uploader("CSV with header time,x,y (close prices > 0; time in s, ms, µs or ns); optional "
+                          "spread_bps_x, spread_bps_y (quoted spread in bps: half is added to a fill's cost)",
+                          type=["csv"], key="bt_upload")  # fmt: skip
     if up is not None:
         try:
-            rows = bv.parse_rows(up.getvalue().decode("utf-8", errors="replace"))
-            source = {"kind": "rows", "rows": rows}
+            text = up.getvalue().decode("utf-8", errors="replace")
+            rows = bv.parse_rows(text)
+            spreads = parse_spreads(text)
+            source = {"kind": "rows", "rows": rows, **spreads}
             label = filename(up.name.rsplit(".", 1)[0])
-            st.caption(md(f"{len(rows)} rows read from {up.name}"))
+            st.caption(md(f"{len(rows)} rows read from {up.name}"
+                          + (f"; half the quoted spread ({', '.join(spreads)}) is added to each fill's cost"
+                             if spreads else "")))  # fmt: skip
         except ValueError as exc:
             st.error(md(f"{up.name}: {exc}"))
 

@@ -144,6 +144,17 @@ def test_backtest_on_stored_candles_equals_the_pure_backtest(worker):
     assert kout["params"]["beta_source"] == "kalman"
     assert [(t["entry_row"], t["exit_row"]) for t in kout["trades"]] == [(t.entry_row, t.exit_row) for t in kref.trades]
     assert kout["equity"]["equity"] == pytest.approx(kref.equity, rel=1e-12, abs=1e-9)
+    # uploaded rows with quoted spreads (null = no book data at the row): half is added to each fill's cost
+    sx = [None if i % 9 == 0 else 1.0 + (i % 5) * 0.5 for i in range(len(x))]
+    sy = [2.0 + (i % 3) for i in range(len(x))]
+    rows = [[float(i), a, b] for i, (a, b) in enumerate(zip(x, y, strict=True))]
+    sreq = {"params": params, "source": {"kind": "rows", "rows": rows, "spread_bps_x": sx, "spread_bps_y": sy}}
+    sout = httpx.post(f"{w.api}/research/backtest", json=sreq, headers=AUTH, timeout=60).json()
+    sref = run_backtest(list(x), list(y), BacktestParams(60, 2.0, 0.5, 10_000.0, 1.0, 0.5, 4.0, 30),
+                        spread_bps_x=sx, spread_bps_y=sy)  # fmt: skip
+    assert sout["half_spread_costs"] == ["x", "y"] and len(sout["trades"]) == len(sref.trades)
+    assert [t["costs"] for t in sout["trades"]] == pytest.approx([t.costs for t in sref.trades], rel=1e-12)
+    assert all(a["costs"] > b.costs for a, b in zip(sout["trades"], ref.trades, strict=True))
 
 
 @pytest.mark.parametrize(
@@ -151,7 +162,8 @@ def test_backtest_on_stored_candles_equals_the_pure_backtest(worker):
     [({"source": {"kind": "rows", "rows": [[1, 2.0, -3.0]]}}, "row 1: prices"),
      ({"params": {"window": 1}, "source": {"kind": "rows", "rows": []}}, "params.window"),
      ({"source": {"kind": "rows", "rows": [[i, 1.0 + i, 2.0 + i] for i in range(20)]}}, "aligned rows"),
-     ({"source": {"kind": "files"}}, "source"), ({"params": {"beta_source": "theilsen"}, "source": {}}, "beta_source")],
+     ({"source": {"kind": "files"}}, "source"), ({"params": {"beta_source": "theilsen"}, "source": {}}, "beta_source"),
+     ({"source": {"kind": "rows", "rows": [[1, 2.0, 3.0]], "spread_bps_x": [1.0, 2.0]}}, "spread_bps_x: 2 values")],
 )
 def test_a_bad_backtest_request_is_a_400_naming_the_field(worker, body, needle):
     w, _ = worker

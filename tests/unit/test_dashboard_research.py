@@ -115,6 +115,12 @@ def test_backtest_upload_with_a_bad_row_names_it(services) -> None:
     with pytest.raises(ValueError, match="header: missing column"):
         parse_rows("time,close\n1,2\n")
     assert parse_rows("time,x,y\n1723075200000,60000.5,2600.25\n") == [[1723075200000.0, 60000.5, 2600.25]]
+    from dashboard.components.backtest_costs import parse_spreads
+
+    assert parse_spreads("time,x,y\n1,2,3\n") == {}
+    assert parse_spreads("time,x,y,spread_bps_y\n1,2,3,1.5\n2,2,3,\n") == {"spread_bps_y": [1.5, None]}
+    with pytest.raises(ValueError, match=r"row 2, column spread_bps_x: '-1' must be a finite number >= 0"):
+        parse_spreads("time,x,y,spread_bps_x\n1,2,3,1\n2,2,3,-1\n")
 
 
 def test_adf_page_shows_engle_granger_both_directions_beside_plain_adf(services) -> None:

@@ -39,10 +39,16 @@ def batch_columns(x, y, window):
     return [cell(r["ols_beta"]) for r in rows], [cell(r["zscore_ols"]) for r in rows]
 
 
-def reference(x, y, beta, z, E, X, Q, fee, slip, S=None, K=None):
-    """The rules as written, one row at a time; equity rebuilt afterwards from the trade list."""
+def reference(x, y, beta, z, E, X, Q, fee, slip, S=None, K=None, spread_x=None, spread_y=None):
+    """The rules as written, one row at a time; equity rebuilt afterwards from the trade list. With quoted
+    spreads (bps per row, None = no book data), half the leg's spread at the fill row is added to its cost."""
     n = len(x)
     rate = (fee + slip) / 10000
+
+    def leg_rate(spreads, t):
+        if spreads is None or spreads[t] is None:
+            return rate
+        return rate + spreads[t] / 2 / 10000
     trades = []  # dicts; an open trade has exit_row None
     order = None
     current = None
@@ -85,10 +91,13 @@ def reference(x, y, beta, z, E, X, Q, fee, slip, S=None, K=None):
                 order = ("close", "stop" if stop else "exit" if normal else "max_hold")
     for tr in trades:
         ey, ex = tr["entry_y"], tr["entry_x"]
-        tr["entry_costs"] = rate * abs(tr["qty_y"] * ey) + rate * abs(tr["qty_x"] * ex)
+        f, g = tr["entry_row"], tr["exit_row"]
+        tr["entry_costs"] = leg_rate(spread_y, f) * abs(tr["qty_y"] * ey) + leg_rate(spread_x, f) * abs(
+            tr["qty_x"] * ex)  # fmt: skip
         if tr["exit_row"] is not None:
             tr["gross_pnl"] = tr["qty_y"] * (tr["exit_y"] - ey) + tr["qty_x"] * (tr["exit_x"] - ex)
-            exit_costs = rate * abs(tr["qty_y"] * tr["exit_y"]) + rate * abs(tr["qty_x"] * tr["exit_x"])
+            exit_costs = leg_rate(spread_y, g) * abs(tr["qty_y"] * tr["exit_y"]) + leg_rate(spread_x, g) * abs(
+                tr["qty_x"] * tr["exit_x"])  # fmt: skip
             tr["costs"] = tr["entry_costs"] + exit_costs
             tr["net_pnl"] = tr["gross_pnl"] - tr["costs"]
     equity = []
@@ -400,3 +409,58 @@ def test_cli_beta_source_flag(tmp_path):
     cmd = [sys.executable, "-m", "worker.analytics", "backtest", *base, "--trades", "t", "--equity", "e"]
     bad = subprocess.run([*cmd, "--beta-source", "theilsen"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "beta-source" in bad.stderr
+
+
+def test_half_the_quoted_spread_is_added_at_each_fill():
+    """Per-row quoted spreads (with gaps: no book data at some rows) against the plain loop; costs only grow."""
+    _, x, y = eth_btc_1s()
+    x, y = x.tolist(), y.tolist()
+    rng = np.random.default_rng(7)
+    sx = [None if i % 11 == 0 else float(v) for i, v in enumerate(rng.uniform(0.1, 4.0, len(x)))]
+    sy = [None if i % 7 == 0 else float(v) for i, v in enumerate(rng.uniform(0.5, 9.0, len(x)))]
+    p = BacktestParams(20, 1.0, 0.0, 10_000.0, 1.0, 0.5, 3.0, 20)
+    beta, z = batch_columns(x, y, 20)
+    res = run_backtest(x, y, p, spread_bps_x=sx, spread_bps_y=sy)
+    ref_trades, ref_eq, _ = reference(x, y, beta, z, 1.0, 0.0, 10_000.0, 1.0, 0.5, 3.0, 20, sx, sy)
+    assert len(ref_trades) > 3
+    assert_same(res, ref_trades, ref_eq, 10_000.0)
+    plain = run_backtest(x, y, p)
+    assert [t.entry_row for t in plain.trades] == [t.entry_row for t in res.trades]  # costs never change decisions
+    assert all(a.costs > b.costs for a, b in zip(res.trades, plain.trades, strict=True))
+    # one leg only; and in the sweep / walk-forward
+    res_y = run_backtest(x, y, p, spread_bps_y=sy)
+    assert_same(res_y, *reference(x, y, beta, z, 1.0, 0.0, 10_000.0, 1.0, 0.5, 3.0, 20, None, sy)[:2], 10_000.0)
+    grid = sweep(list(range(len(x))), x, y, p, [1.0], [20], spread_bps_x=sx, spread_bps_y=sy)
+    assert grid[0][0].metrics == summarize(res, 10_000.0, list(range(len(x))))
+    with pytest.raises(ValueError, match="spread_bps_x at row 3"):
+        run_backtest(x, y, p, spread_bps_x=[1.0, 1.0, 1.0, -2.0] + [1.0] * (len(x) - 4))
+    with pytest.raises(ValueError, match="spread_bps_y must have one value per row"):
+        run_backtest(x, y, p, spread_bps_y=[1.0])
+
+
+def test_cli_reads_the_optional_spread_columns(tmp_path):
+    ts, x, y = eth_btc_1s()
+    sx = ["" if i % 5 == 0 else f"{1 + (i % 3) * 0.5!r}" for i in range(len(x))]
+    sy = [f"{2 + (i % 4) * 0.25!r}" for i in range(len(x))]
+    src = tmp_path / "in.csv"
+    rows = zip(ts.tolist(), x.tolist(), y.tolist(), sx, sy, strict=True)
+    body = "".join(f"{t},{a!r},{b!r},{c},{d}\n" for t, a, b, c, d in rows)
+    src.write_text("time,x,y,spread_bps_x,spread_bps_y\n" + body)
+    tr, eqf = tmp_path / "t.csv", tmp_path / "e.csv"
+    cmd = [sys.executable, "-m", "worker.analytics", "backtest", "--input", str(src), "--window", "20", "--entry", "1",
+           "--exit", "0", "--fee-bps", "1", "--slippage-bps", "0.5", "--notional", "10000", "--trades", str(tr),
+           "--equity", str(eqf)]  # fmt: skip
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    beta, z = batch_columns(x.tolist(), y.tolist(), 20)
+    fx = [float(v) if v else None for v in sx]
+    fy = [float(v) for v in sy]
+    ref_trades, ref_eq, _ = reference(x.tolist(), y.tolist(), beta, z, 1.0, 0.0, 10000.0, 1.0, 0.5, None, None, fx, fy)
+    got = list(csv.DictReader(tr.open()))
+    assert len(got) == len(ref_trades) > 3
+    for r, w in zip(got, ref_trades, strict=True):
+        assert close(float(r["costs"]), w["costs"]) and close(float(r["net_pnl"]), w["net_pnl"])
+    bad = tmp_path / "bad.csv"
+    bad.write_text("time,x,y,spread_bps_y\n1,100,50,1\n2,100,51,-3\n")
+    out = subprocess.run([*cmd[:5], str(bad), *cmd[6:]], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "row 3, column 'spread_bps_y'" in out.stderr

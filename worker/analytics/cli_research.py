@@ -59,6 +59,30 @@ def read_columns(path: str, cols: Sequence[str], positive: Sequence[str]) -> tup
     return times, out
 
 
+SPREAD_COLUMNS = ("spread_bps_x", "spread_bps_y")
+
+
+def read_spreads(path: str) -> dict[str, list[float | None] | None]:
+    """The optional quoted-spread columns (bps, >= 0; an empty cell is "no book data"); None for an absent one."""
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        present = [c for c in SPREAD_COLUMNS if c in (reader.fieldnames or ())]
+        out: dict[str, list[float | None] | None] = {c: None for c in SPREAD_COLUMNS}
+        if not present:
+            return out
+        cols: dict[str, list[float | None]] = {c: [] for c in present}
+        for i, row in enumerate(reader, start=2):
+            for c in present:
+                if not (row.get(c) or "").strip():
+                    cols[c].append(None)
+                    continue
+                v = _cell(row, c, i)
+                if v < 0:
+                    raise InputError(f"row {i}, column {c!r}: a quoted spread must be >= 0 bps, got {row[c]!r}")
+                cols[c].append(v)
+    return {**out, **cols}
+
+
 def _json_safe(d: dict[str, Any]) -> dict[str, Any]:
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}
 
@@ -72,7 +96,9 @@ def _cleanup(paths: Sequence[str | None]) -> None:
 def backtest_main(argv: Sequence[str]) -> int:
     p = argparse.ArgumentParser(prog="python -m worker.analytics backtest",
                                 description="Backtest the z-score pair strategy (issue 9 §3 rules).")  # fmt: skip
-    p.add_argument("--input", required=True, help="CSV with header time,x,y (close prices > 0)")
+    p.add_argument("--input", required=True,
+                   help="CSV with header time,x,y (close prices > 0); optional spread_bps_x, spread_bps_y (quoted "
+                        "spread in bps at the row: half of it is added to the cost of a fill there)")  # fmt: skip
     p.add_argument("--window", type=int, required=True, help="rolling window N in rows (>= 2)")
     p.add_argument("--entry", type=float, required=True, help="open when |z| >= E")
     p.add_argument("--exit", type=float, required=True, help="close a LONG when z >= -X, a SHORT when z <= X")
@@ -98,7 +124,8 @@ def backtest_main(argv: Sequence[str]) -> int:
     outputs = (a.trades, a.equity, a.summary)
     try:
         times, (x, y) = read_columns(a.input, ("x", "y"), positive=("x", "y"))
-        res = run_backtest(x, y, params)
+        spreads = read_spreads(a.input)
+        res = run_backtest(x, y, params, spread_bps_x=spreads["spread_bps_x"], spread_bps_y=spreads["spread_bps_y"])
         with open(a.trades, "w", newline="", encoding="utf-8") as f:
             w = csv.writer(f, lineterminator="\n")
             w.writerow(TRADE_COLUMNS)
