@@ -11,7 +11,7 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 
-from ingest.app import Ingest
+from ingest.loop import Ingest
 from ingest.sources.base import FrameSource
 from ingest.sources.binance import BinanceSource
 from ingest.sources.replay import ReplaySource

@@ -52,7 +52,7 @@ SYMBOL_MISMATCH = "symbol-mismatch"
 UNSUBSCRIBED = "unsubscribed"
 TIME_RANGE = "time-range"
 VALUE_RANGE = "value-range"
-EXCEPTION = "exception"  # anything that raised while one frame was handled (see ingest.app)
+EXCEPTION = "exception"  # anything that raised while one frame was handled (see ingest.loop)
 BAD_ROW = "bad-row"  # a tick-file row that could not become a frame (see ingest.sources.tick_file)
 
 _REASON_TEXT_LIMIT = 200  # of venue-supplied text quoted in a reason

@@ -25,7 +25,7 @@ from qs_common.status import RateMeter, write_status
 from worker.analytics_service import AnalyticsHandler
 from worker.api import create_app
 from worker.backfill.service import BackfillService
-from worker.candle_service import CandleHandler
+from worker.candle_consumer import CandleHandler
 from worker.consumer import GroupConsumer
 from worker.research_service import ResearchService
 from worker.store import CandleStore

@@ -6,7 +6,7 @@ import math
 
 import streamlit as st
 
-from dashboard import data, views
+from dashboard import data, pair_view
 from dashboard.components import notices
 from dashboard.components.research_views import eg_table
 from dashboard.frames import fmt_time
@@ -31,7 +31,7 @@ scope = st.radio(
 )
 if st.button("Run ADF now", type="primary", key="adf_run"):
     try:
-        calc = views.pair_view(c)[1]
+        calc = pair_view.pair_view(c)[1]
     except data.Unavailable as exc:
         notices.unavailable(str(exc))
         st.stop()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import data, views
+from dashboard import data, pair_view
 from dashboard.alerts_feed import poll_alerts
 from dashboard.components import charts, notices, panels
 from dashboard.sidebar import Controls
@@ -26,7 +26,7 @@ def _numbers() -> None:
     try:
         forming = data.forming_candles([c.y, c.x], c.interval)
         books = data.books([c.y, c.x])
-        engine = views.latest_engine(views.analytics(c.pair))
+        engine = pair_view.latest_engine(pair_view.analytics(c.pair))
     except data.Unavailable as exc:
         notices.unavailable(str(exc))
         return
@@ -73,8 +73,8 @@ def chart_area() -> None:
 
 def _chart_area() -> None:
     try:
-        frames, calc, needs = views.pair_view(c)
-        rows = views.analytics(c.pair)
+        frames, calc, needs = pair_view.pair_view(c)
+        rows = pair_view.analytics(c.pair)
     except data.Unavailable as exc:
         notices.unavailable(str(exc))
         return

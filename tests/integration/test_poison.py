@@ -24,7 +24,7 @@ from qs_common.models import Trade
 from tests.conftest import BTC_RECORDING, ETH_RECORDING, RedisServer, start_redis
 from tests.integration.procs import wait_for
 from tests.recordings import reference_candles, trades
-from worker.candle_service import CandleHandler
+from worker.candle_consumer import CandleHandler
 from worker.consumer import GroupConsumer
 from worker.store import CandleStore
 
