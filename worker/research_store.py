@@ -20,7 +20,7 @@ import polars as pl
 from qs_analytics.garch import GarchFit
 from qs_analytics.scanner import COLUMNS as SCAN_COLUMNS
 from worker.candles import ALL_INTERVALS
-from worker.store import CandleStore
+from worker.store import CandleStore, registered
 
 _TEXT = ("y", "x", "sym_a", "sym_b")
 RESULT_COLUMNS = (*SCAN_COLUMNS, "sym_a", "sym_b")
@@ -121,14 +121,15 @@ class ResearchStore:
     def finish_run(self, run_id: int, finished_ms: int, table: dict[str, npt.NDArray[np.generic]] | None,
                    closes: Closes | None, error: str | None) -> None:  # fmt: skip
         """The run's rows and outcome, in one transaction (a reader sees all rows of a finished run or none)."""
-        frame = _result_frame(run_id, table) if table is not None else None  # noqa: F841 (used by SQL)
+        frame = _result_frame(run_id, table) if table is not None else None
         with self.store.write_lock:
             con = self.store.con
             con.execute("BEGIN TRANSACTION")
             try:
                 if frame is not None:
-                    con.execute(f"INSERT INTO research_scan_results SELECT run_id, {', '.join(RESULT_COLUMNS)} "
-                                "FROM frame")  # fmt: skip
+                    with registered(con, frame=frame):
+                        con.execute(f"INSERT INTO research_scan_results SELECT run_id, {', '.join(RESULT_COLUMNS)} "
+                                    "FROM frame")  # fmt: skip
                 n = int(closes.open_ms.size) if closes is not None else None
                 first = int(closes.open_ms[0]) if closes is not None and n else None
                 last = int(closes.open_ms[-1]) if closes is not None and n else None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -87,12 +88,27 @@ OUTPUT_COLUMNS = [
 ]
 
 
+@contextlib.contextmanager
+def registered(con: duckdb.DuckDBPyConnection, **frames: pl.DataFrame) -> Iterator[None]:
+    """Frames visible to SQL under these names while the block runs.
+
+    Explicit, because the store's connection has DuckDB's replacement scan (a Python local found by name) off:
+    a renamed variable must fail loudly, not silently read another object of the old name."""
+    for name, frame in frames.items():
+        con.register(name, frame)
+    try:
+        yield
+    finally:
+        for name in frames:
+            con.unregister(name)
+
+
 class CandleStore:
     def __init__(self, path: Path | str) -> None:
         self.path = path
         if isinstance(path, Path):
             path.parent.mkdir(parents=True, exist_ok=True)
-        self.con = duckdb.connect(str(path))
+        self.con = duckdb.connect(str(path), config={"python_enable_replacements": False})
         self.con.execute(SCHEMA)
         _allow_unknown_import_columns(self.con)
         self.write_lock = threading.Lock()
@@ -108,17 +124,18 @@ class CandleStore:
         nothing. Returns the merged candle rows touched.
         One transaction: either all of a batch's effects are stored or none.
         """
-        batch = trades.unique(subset=["symbol", "trade_id"], keep="first")  # noqa: F841 (used by SQL)
+        batch = trades.unique(subset=["symbol", "trade_id"], keep="first")
         with self.write_lock:
             con = self.con
             con.execute("BEGIN TRANSACTION")
             try:
-                new = con.sql(
-                    "INSERT INTO trades SELECT symbol, trade_id, price, qty, trade_time_ms, buyer_is_maker "
-                    "FROM batch ON CONFLICT DO NOTHING RETURNING *"
-                ).pl()
-                partials = partial_candles(new)  # noqa: F841 (used by SQL)
-                merged = con.sql(_UPSERT).pl() if len(new) else pl.DataFrame()
+                with registered(con, batch=batch):
+                    new = con.sql(
+                        "INSERT INTO trades SELECT symbol, trade_id, price, qty, trade_time_ms, buyer_is_maker "
+                        "FROM batch ON CONFLICT DO NOTHING RETURNING *"
+                    ).pl()
+                with registered(con, partials=partial_candles(new)):
+                    merged = con.sql(_UPSERT).pl() if len(new) else pl.DataFrame()
                 con.execute("COMMIT")
             except BaseException:
                 # a COMMIT that failed (disk full) has already ended the transaction: keep its error, not ROLLBACK's
@@ -133,8 +150,7 @@ class CandleStore:
         `frame` is checked already (qs_common.ohlc.validate: on the grid, no time twice, sane values);
         optional columns may be null.
         """
-        rows = _import_frame(symbol, interval, frame)  # noqa: F841 (used by SQL)
-        with self.write_lock:
+        with self.write_lock, registered(self.con, rows=_import_frame(symbol, interval, frame)):
             inserted = self.con.execute(
                 "INSERT INTO candles (symbol, interval, open_time, open, high, low, close, volume, quote_volume, "
                 "trades, taker_buy_volume, taker_buy_quote_volume, close_time, source) "

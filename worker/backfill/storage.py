@@ -23,7 +23,7 @@ import polars as pl
 
 from worker.backfill.klines import REST_COLUMNS
 from worker.backfill.plan import Job
-from worker.store import CandleStore
+from worker.store import CandleStore, registered
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS candle_sources (
@@ -144,11 +144,14 @@ class RestCandleStore:
             con.execute("BEGIN TRANSACTION")
             try:
                 params = {"now": now_ms, "reason": reason, "repair": repair}
-                cmp = con.sql(_COMPARE, params=params).pl()
-                con.execute(_RECORD)
-                if not insert:
-                    rest = con.sql(_STORED_ONLY).pl()  # noqa: F841 (read by the upsert's SQL)
-                written = len(con.sql(_upsert(repair)).fetchall())
+                with registered(con, rest=rest):
+                    cmp = con.sql(_COMPARE, params=params).pl()
+                    with registered(con, cmp=cmp):
+                        con.execute(_RECORD)
+                    if not insert:
+                        rest = con.sql(_STORED_ONLY).pl()
+                with registered(con, rest=rest):
+                    written = len(con.sql(_upsert(repair)).fetchall())
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
