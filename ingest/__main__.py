@@ -34,7 +34,7 @@ def build_source(settings: Settings, limit: int | None = None) -> FrameSource:
                                settings.synthetic_history_h, settings.api_url, settings.access_token)
     return BinanceSource(
         settings.ws_url, settings.symbols, settings.stale_feed_s, settings.reconnect_after_h * 3600,
-        settings.backoff_max_s,
+        settings.backoff_max_s, settings.depth,
     )
 
 

@@ -20,9 +20,11 @@ from ingest.publisher import Publisher
 from ingest.rewind import Lost
 from ingest.sources.base import FeedEvent, FileRow, FrameSource
 from qs_common import keys
+from qs_common.depth import DepthDiff, DepthSnapshot
 from qs_common.models import Trade
 from qs_common.settings import Settings, Source
 from qs_common.status import RateMeter, awrite_status, now_ms
+from qs_common.venues.binance.config import Venue
 
 log = logging.getLogger("ingest")
 
@@ -68,9 +70,11 @@ class Ingest:
         self.live = settings.source is Source.BINANCE and source.name == "binance"
         venue = settings.venue.value
         self.pub = Publisher(r, settings.ticks_stream, settings.stream_maxlen, source.name,
-                             settings.deadletter_max_mb, keys.last_trade_key(venue) if self.live else None)
+                             settings.deadletter_max_mb, keys.last_trade_key(venue) if self.live else None,
+                             keys.DEPTH_STREAM if settings.depth else None)
         self.pub.on_rewind = self._on_rewind
-        self.rules = EdgeRules(frozenset(settings.symbols), round(settings.tick_max_skew_s * 1000))
+        self.rules = EdgeRules(frozenset(settings.symbols), round(settings.tick_max_skew_s * 1000),
+                               depth=settings.depth, usdm=settings.venue is Venue.BINANCE_USDM)
         self.gaps = GapTracker()
         self.state = "starting"
         self.frames = 0
@@ -155,6 +159,8 @@ class Ingest:
                 self.gap_count += 1
                 log.warning("gap recorded for %s: %d..%d ms (%s)", result.symbol, start, end, reason)
                 self.pub.gap(result.symbol, start, end, reason, self.settings.venue.value)
+        elif isinstance(result, (DepthDiff, DepthSnapshot)):
+            self.pub.add_depth(result, recv_ns)
         elif isinstance(result, Rejected):
             self.pub.dead_letter(f"{origin}: {result.reason}" if origin else result.reason, raw, recv_ns, result.kind)
         elif isinstance(result, Skipped):
@@ -171,7 +177,8 @@ class Ingest:
             "connected_since_ms": self.connected_since_ms, "frames": self.frames,
             "frames_per_s": self._rate.rate(self.frames), "published": self.pub.published,
             "dead_letters": self.pub.dead_letters, "dead_letter_reasons": dict(self.pub.dead_letter_reasons),
-            "skipped": self.skipped, "gaps": self.gap_count, "redis_rewinds": self.pub.watch.rewinds,
+            "skipped": self.skipped, "depth": self.settings.depth, "depth_published": self.pub.depth_published,
+            "gaps": self.gap_count, "redis_rewinds": self.pub.watch.rewinds,
             "last_frame_ms": self.last_frame_ms, "last_recv_ns": self.last_recv_ns,
             "backlog": self.pub.backlog, "backlog_over_bound": self.pub.backlog_over_bound,
             "redis_ok": self.pub.redis_ok,

@@ -16,14 +16,28 @@ from typing import Literal
 
 from pydantic import ValidationError
 
+from qs_common.depth import DepthDiff, DepthSnapshot
 from qs_common.models import BookTicker, Trade
-from qs_common.venues.binance.config import BOOK_TICKER_STREAM, STREAM_KINDS, TRADE_STREAM, stream_name
+from qs_common.venues.binance.config import (
+    BOOK_TICKER_STREAM,
+    DEPTH_KINDS,
+    SNAPSHOT_STREAM,
+    STREAM_KINDS,
+    TRADE_STREAM,
+    stream_name,
+)
 from qs_common.venues.binance.wire import (
     BookTickerFrame,
     BookTickerMsg,
+    DepthFrame,
+    DepthUpdateMsg,
+    FuturesDepthFrame,
+    SnapshotFrame,
     TradeFrame,
     TradeMsg,
     book_from_msg,
+    diff_from_msg,
+    snapshot_from_msg,
     trade_from_msg,
 )
 
@@ -69,14 +83,20 @@ class Rejected:
 class EdgeRules:
     """What the domain requires of a tick beyond its schema. The defaults check no symbol set and no clock."""
 
-    __slots__ = ("max_skew_ms", "stream_symbols", "symbols")
+    __slots__ = ("depth", "max_skew_ms", "stream_symbols", "symbols", "usdm")
 
-    def __init__(self, symbols: frozenset[str] | None = None, max_skew_ms: int | None = None) -> None:
+    def __init__(
+        self, symbols: frozenset[str] | None = None, max_skew_ms: int | None = None, depth: bool = False,
+        usdm: bool = False,
+    ) -> None:
+        self.depth = depth  # depth diffs and snapshots are parsed and published (DEPTH); else skipped as before
+        self.usdm = usdm  # USDⓈ-M depth diffs carry `pu`, which the book's continuity check needs
         self.symbols = None if symbols is None else frozenset(s.upper() for s in symbols)  # None: any
         self.max_skew_ms = max_skew_ms  # exchange times must lie this close to the receive time; None: no check
         # Binance's stream names of the subscribed symbols -> their symbol: one lookup checks both the
         # subscription and that the payload's symbol is the stream's on the hot path.
-        self.stream_symbols = {stream_name(s, kind): s for s in self.symbols or () for kind in STREAM_KINDS}
+        self.stream_symbols = {
+            stream_name(s, kind): s for s in self.symbols or () for kind in (*STREAM_KINDS, *DEPTH_KINDS)}
 
 
 NO_RULES = EdgeRules()
@@ -86,10 +106,11 @@ _MAX_NOTIONAL = Decimal(10) ** 22
 _MAX_NOTIONAL_DIGITS = 22
 
 
-ParseResult = Trade | BookTicker | Skipped | Control | Rejected
+ParseResult = Trade | BookTicker | DepthDiff | DepthSnapshot | Skipped | Control | Rejected
 
 _STREAM_PREFIX = b'{"stream":"'
 _TRADE_B, _BOOK_TICKER_B = TRADE_STREAM.encode(), BOOK_TICKER_STREAM.encode()
+_DEPTH_KINDS_B = frozenset(k.encode() for k in DEPTH_KINDS)
 
 
 def _stream_kind(raw: bytes) -> bytes | None:
@@ -126,7 +147,40 @@ def parse_frame(recv_ns: int, raw: bytes | str, rules: EdgeRules = NO_RULES) -> 
             return _check_book(benv.stream, benv.data, recv_ns, rules) or book_from_msg(benv.data, recv_ns)
     except ValidationError as err:
         return Rejected(f"invalid {(kind or b'').decode(errors='replace')} frame: {_first_error(err)}")
+    if kind in _DEPTH_KINDS_B and rules.depth:
+        return _parse_depth(kind.decode(), raw, recv_ns, rules)  # type: ignore[union-attr]
     return _parse_slow(recv_ns, raw, rules)
+
+
+def _parse_depth(kind: str, raw: bytes, recv_ns: int, rules: EdgeRules) -> ParseResult:
+    """A depth diff or a replay's wrapped REST snapshot (DEPTH on): validated like a trade at the edge."""
+    try:
+        if kind == SNAPSHOT_STREAM:
+            snap = SnapshotFrame.model_validate_json(raw)
+            symbol = snap.stream.partition("@")[0].upper()
+            if rules.symbols is not None and symbol not in rules.symbols:
+                return Rejected(f"unsubscribed symbol {symbol}", UNSUBSCRIBED)
+            return _check_levels(snap.data.bids, snap.data.asks) or snapshot_from_msg(snap.data, symbol)
+        frame = (FuturesDepthFrame if rules.usdm else DepthFrame).model_validate_json(raw)
+    except ValidationError as err:
+        return Rejected(f"invalid {kind} frame: {_first_error(err)}")
+    msg: DepthUpdateMsg = frame.data
+    rejected = (_check_symbol(frame.stream, msg.s.upper(), rules)
+                or _check_times((("event time E", msg.E),), recv_ns, rules) or _check_levels(msg.b, msg.a))
+    if rejected is not None:
+        return rejected
+    if msg.u < msg.U:
+        return Rejected(f"first update id U={msg.U} is after the final one u={msg.u}", VALUE_RANGE)
+    return diff_from_msg(msg, recv_ns)
+
+
+def _check_levels(bids: list[tuple[str, str]], asks: list[tuple[str, str]]) -> Rejected | None:
+    # A quantity 0 removes a level; a price 0 is no level at all.
+    for side, levels in (("bid", bids), ("ask", asks)):
+        for price, _ in levels:
+            if not price.strip("0."):
+                return Rejected(f"{side} level price {price} is not positive", VALUE_RANGE)
+    return None
 
 
 def _parse_slow(recv_ns: int, raw: bytes, rules: EdgeRules) -> ParseResult:
@@ -144,6 +198,8 @@ def _parse_slow(recv_ns: int, raw: bytes, rules: EdgeRules) -> ParseResult:
     stream = doc.get("stream")
     if isinstance(stream, str) and "data" in doc:
         kind = stream.partition("@")[2]
+        if kind in DEPTH_KINDS and rules.depth:
+            return _parse_depth(kind, raw, recv_ns, rules)
         try:
             if kind == TRADE_STREAM:
                 t = TradeFrame.model_validate(doc).data

@@ -25,6 +25,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from ingest.rewind import Lost, RewindWatch, StreamState, parse_id, stream_state
 from qs_common import codec, deadletters, keys
+from qs_common.depth import DepthDiff, DepthSnapshot
 from qs_common.models import Tick, Trade
 
 log = logging.getLogger(__name__)
@@ -66,15 +67,19 @@ async def safe_trim_boundary(r: aioredis.Redis, stream: str) -> tuple[int, int] 
     return min(needed)
 
 
-Side = tuple[str, dict[str, str | int | bytes], int]  # stream, fields, maxlen: dead letters and gaps
+Side = tuple[str, dict[str, str | int | bytes], int | None]  # stream, fields, maxlen (None: trimmed safely)
 
 
 class Publisher:
     def __init__(
         self, r: aioredis.Redis, stream: str, maxlen: int, source: str, deadletter_max_mb: float = 64.0,
-        last_trade_key: str | None = None,
+        last_trade_key: str | None = None, depth_stream: str | None = None,
     ) -> None:
         self.r = r
+        # Depth diffs and snapshots (DEPTH on) go to their own stream, after the dead letters and gaps queued
+        # before them; never cut by MAXLEN (an unread diff lost is a book resync), trimmed safely like ticks.
+        self.depth_stream = depth_stream
+        self.depth_published = 0
         self.stream = stream
         self.maxlen = maxlen
         self.source = source
@@ -100,6 +105,12 @@ class Publisher:
 
     async def setup(self) -> None:
         await ensure_groups(self.r, self.stream, keys.TICK_GROUPS)
+        if self.depth_stream is not None:
+            await ensure_groups(self.r, self.depth_stream, (keys.BOOK_GROUP,))
+
+    def add_depth(self, item: DepthDiff | DepthSnapshot, recv_ns: int) -> None:
+        assert self.depth_stream is not None, "depth published without a depth stream"
+        self._side.append((self.depth_stream, codec.encode_depth(item, recv_ns), None))  # type: ignore[arg-type]
 
     def add(self, tick: Tick) -> None:
         self._buffer.append(codec.pack_xadd(self._stream_b, tick))
@@ -185,6 +196,7 @@ class Publisher:
             except BaseException as exc:
                 exc.confirmed = 0  # type: ignore[attr-defined]
                 raise
+            self.depth_published += sum(1 for stream, _, _ in side if stream == self.depth_stream)
         if not batch:
             return
         tail: list[bytes] = []
@@ -257,21 +269,27 @@ class Publisher:
         if self.on_rewind is not None:
             self.on_rewind(lost)
         # a Redis that lost everything lost the consumer groups too
-        await ensure_groups(self.r, self.stream, keys.TICK_GROUPS)
+        await self.setup()
 
     async def trim(self) -> None:
-        """Trim the oldest entries beyond the bound that every group has acknowledged."""
-        length = await self.r.xlen(self.stream)
-        boundary = await safe_trim_boundary(self.r, self.stream)
+        """Trim the oldest entries beyond the bound that every group has acknowledged (ticks, then depth)."""
+        backlog, over = await self._trim_stream(self.stream)
+        self._set_backlog(backlog, over)
+        if self.depth_stream is not None:
+            await self._trim_stream(self.depth_stream)
+
+    async def _trim_stream(self, stream: str) -> tuple[int, bool]:
+        """(entries kept, whether unread entries alone exceed the bound)."""
+        length = await self.r.xlen(stream)
+        boundary = await safe_trim_boundary(self.r, stream) if length else None
         excess = length - self.maxlen
         if boundary is None or excess <= 0:
-            self._set_backlog(0 if boundary is None else length, False)
-            return
-        older: Any = await self.r.xrange(self.stream, "-", "(" + format_id(*boundary), count=excess)
+            return (0 if boundary is None else length), False
+        older: Any = await self.r.xrange(stream, "-", "(" + format_id(*boundary), count=excess)
         if older:
             ms, seq = parse_id(older[-1][0])
-            await self.r.xtrim(self.stream, minid=format_id(ms, seq + 1), approximate=False)
-        self._set_backlog(length - len(older), len(older) < excess)
+            await self.r.xtrim(stream, minid=format_id(ms, seq + 1), approximate=False)
+        return length - len(older), len(older) < excess
 
     def _set_backlog(self, backlog: int, over: bool) -> None:
         self.backlog = backlog

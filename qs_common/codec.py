@@ -17,11 +17,13 @@ id of 2**70 and lets the candle consumer say why it cannot be stored.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import hiredis
 
+from qs_common.depth import DepthDiff, DepthSnapshot
 from qs_common.models import BookTicker, Tick, Trade
 
 SCHEMA_VERSION = "1"
@@ -261,3 +263,82 @@ def decode(fields: Mapping[bytes, bytes]) -> Tick:
     if batch.undecodable:
         raise DecodeError(batch.undecodable[0][1])
     return trade_at(batch.trades, 0) if batch.trades.ids else book_at(batch.books, 0)
+
+
+# ---------------------------------------------------------------- depth (stream:depth, issue 11)
+# Depth diffs and book snapshots go to their own stream, so candles and pair analytics never read them:
+#
+#     diff:     v=1 sym kind=depth ts=<E> recv=<ns> U=<first id> id=<u> [pu=<pu>] b=<levels> a=<levels>
+#     snapshot: v=1 sym kind=snapshot [ts=<E>] recv=<ns> id=<lastUpdateId> b=<levels> a=<levels>
+#
+# Levels are a JSON array of [price, qty] strings: Binance's exact decimal text, never a float.
+
+DEPTH_KIND = "depth"
+SNAPSHOT_KIND = "snapshot"
+
+
+def _levels_text(levels: tuple[tuple[str, str], ...]) -> str:
+    return json.dumps([[p, q] for p, q in levels], separators=(",", ":"))
+
+
+def encode_depth(item: DepthDiff | DepthSnapshot, recv_ns: int = 0) -> dict[str, str | int]:
+    """A depth diff or a snapshot as stream entry fields (`recv_ns`: a snapshot's receive time; diffs carry theirs)."""
+    if isinstance(item, DepthDiff):
+        entry: dict[str, str | int] = {
+            "v": SCHEMA_VERSION, "sym": item.symbol, "kind": DEPTH_KIND, "ts": item.ts_event_ms,
+            "recv": item.recv_ns, "U": item.first_id, "id": item.final_id,
+        }
+        if item.prev_final_id is not None:
+            entry["pu"] = item.prev_final_id
+    else:
+        entry = {"v": SCHEMA_VERSION, "sym": item.symbol, "kind": SNAPSHOT_KIND, "recv": recv_ns,
+                 "id": item.last_update_id}
+        if item.ts_event_ms is not None:
+            entry["ts"] = item.ts_event_ms
+    entry["b"] = _levels_text(item.bids)
+    entry["a"] = _levels_text(item.asks)
+    return entry
+
+
+def _levels(raw: bytes, name: str) -> tuple[tuple[str, str], ...]:
+    doc = json.loads(raw)
+    if not isinstance(doc, list) or not all(
+        isinstance(lv, list) and len(lv) == 2 and isinstance(lv[0], str) and isinstance(lv[1], str) for lv in doc
+    ):
+        raise DecodeError(f"depth entry field {name!r} is not a list of [price, qty] texts")
+    return tuple((p, q) for p, q in doc)
+
+
+def decode_depth(fields: Mapping[bytes, bytes]) -> DepthDiff | DepthSnapshot:
+    """One stream:depth entry -> its diff or snapshot; DecodeError naming what is wrong."""
+    if fields.get(b"v", _VERSION_B) != _VERSION_B:
+        raise DecodeError(_unknown_version(fields))
+    kind = fields.get(b"kind")
+    try:
+        sym = fields[b"sym"].decode()
+        update_id = int(fields[b"id"])
+        bids, asks = _levels(fields[b"b"], "b"), _levels(fields[b"a"], "a")
+        ts_raw = fields.get(b"ts")
+        ts = int(ts_raw) if ts_raw is not None else None
+        if kind == DEPTH_KIND.encode():
+            pu_raw = fields.get(b"pu")
+            if ts is None:
+                raise DecodeError("depth diff without event time 'ts'")
+            return DepthDiff(sym, int(fields[b"U"]), update_id, None if pu_raw is None else int(pu_raw),
+                             bids, asks, ts, int(fields[b"recv"]))
+        if kind == SNAPSHOT_KIND.encode():
+            return DepthSnapshot(sym, update_id, bids, asks, ts)
+    except DecodeError:
+        raise
+    except (KeyError, ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise DecodeError(f"malformed {kind!r} entry: {exc!r}") from exc
+    raise DecodeError(f"not a depth entry: kind {kind!r}")
+
+
+def pack_xadd_fields(stream: bytes, fields: Mapping[str, str | int]) -> bytes:
+    """`XADD <stream> * <fields>` as one RESP command."""
+    args: list[bytes | str] = [b"XADD", stream, b"*"]
+    for name, value in fields.items():
+        args.append(name)
+        args.append(value if isinstance(value, str) else str(value))
+    return hiredis.pack_command(tuple(args))  # type: ignore[arg-type]

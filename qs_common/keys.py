@@ -9,10 +9,13 @@ DEAD_LETTER_STREAM = "stream:deadletter"
 GAPS_STREAM = "stream:gaps"
 ANALYTICS_STREAM = "stream:analytics"
 ALERTS_STREAM = "stream:alerts"
+# Depth diffs and book snapshots (issue 11): a stream of their own, so candles and analytics never read them.
+DEPTH_STREAM = "stream:depth"
 
 CANDLES_GROUP = "candles"
 ANALYTICS_GROUP = "analytics"
 GAPS_GROUP = "gap-repair"
+BOOK_GROUP = "book"
 # Groups that ingest creates (at id 0) before it publishes, so that nothing is trimmed before a worker starts.
 TICK_GROUPS = (CANDLES_GROUP, ANALYTICS_GROUP)
 
@@ -55,3 +58,14 @@ def symbol_stats_key(symbol: str) -> str:
 def garch_key(symbol: str) -> str:
     """Latest GARCH(1,1) fit of a symbol (`garch_*` fields), as JSON, written by the worker's research thread."""
     return f"symbol:garch:{symbol}"
+
+
+def book_depth_key(symbol: str) -> str:
+    """Top levels of a symbol's local order book, as JSON (symbol, last_update_id, event_time, stale, bids, asks),
+    written by the worker's book role every 100 ms of event time."""
+    return f"book:depth:{symbol}"
+
+
+def book_metrics_key(symbol: str) -> str:
+    """Book metrics of a symbol (mid, microprice, spread_bps, imbalance_*, depth_*, cost_*), as JSON."""
+    return f"book:metrics:{symbol}"

@@ -68,6 +68,10 @@ class Settings(BaseSettings):
     synthetic_history_h: float = Field(24.0, ge=0, le=24 * 30,
                                        description="hours of past candles the synthetic source imports first")
 
+    # Depth diffs (`<symbol>@depth@100ms`) to stream:depth for the worker's book role; replays publish their
+    # recordings' REST snapshot lines too. See the README for the measured cost that chose the default.
+    depth: bool = False
+    book_levels: int = Field(50, ge=1, le=5_000, description="levels per side the book role writes to book:depth")
     ticks_stream: str = Field("stream:ticks", min_length=1)
     stream_maxlen: int = Field(1_000_000, ge=1_000)
     publish_batch: int = Field(1_000, ge=1, le=100_000)

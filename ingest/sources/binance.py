@@ -37,8 +37,9 @@ class BinanceSource:
         stale_s: float = 10.0,
         reconnect_after_s: float = 23.5 * 3600,
         backoff_max_s: float = 60.0,
+        depth: bool = False,
     ) -> None:
-        self.url = combined_stream_url(base_url, symbols)
+        self.url = combined_stream_url(base_url, symbols, depth)
         self.stale_s = stale_s
         self.reconnect_after_s = reconnect_after_s
         self.backoff_max_s = backoff_max_s

@@ -126,6 +126,23 @@ class DepthSnapshotMsg(BaseModel):
     T: PositiveInt64 | None = None
 
 
+class DepthFrame(BaseModel):
+    stream: str
+    data: DepthUpdateMsg
+
+
+class FuturesDepthFrame(BaseModel):
+    stream: str
+    data: FuturesDepthUpdateMsg
+
+
+class SnapshotFrame(BaseModel):
+    """A recording's REST snapshot line, wrapped by the replay source as `<symbol>@depthSnapshot`."""
+
+    stream: str
+    data: DepthSnapshotMsg
+
+
 def diff_from_msg(msg: DepthUpdateMsg, recv_ns: int) -> DepthDiff:
     pu = msg.pu if isinstance(msg, FuturesDepthUpdateMsg) else None
     return DepthDiff(msg.s.upper(), msg.U, msg.u, pu, tuple(msg.b), tuple(msg.a), msg.E, recv_ns)
