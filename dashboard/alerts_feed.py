@@ -16,7 +16,9 @@ ALERTS_HELD = 2_000
 def describe(row: pd.Series) -> str:
     value = row.get("value")
     shown = f"{value:.4g}" if isinstance(value, float) else str(value)
-    return f"{row.get('pair', '')}: {row.get('metric', '')} = {shown}"
+    # a pair rule's alert names its pair, a symbol rule's its symbol (the other column is empty: nan)
+    where = next((v for v in (row.get("pair"), row.get("symbol")) if isinstance(v, str) and v), "")
+    return f"{where}: {row.get('metric', '')} = {shown}"
 
 
 def poll_alerts() -> tuple[pd.DataFrame, pd.DataFrame]:

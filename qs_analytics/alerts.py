@@ -6,6 +6,11 @@ hysteresis 0.5: after z ≤ 1.5). The cool-down is observation time: no second f
 pair before `cooldown_ms` after the last one. Rules are JSON (stored in the `alerts:rules` hash).
 
 Expressions are parsed by one regular expression, never evaluated: `z > 2`, `|z| >= 2.5`, `adf_p < 0.05`.
+
+A rule watches either pairs (`pair`: `Y/X` or `*`, the pair metrics of `stream:analytics`) or, when it has a
+`symbol` (`SYMBOL` or `*` for every symbol), one symbol's statistics (`symbol:stats:{SYMBOL}`: price, momentum,
+price z, volatility and the GARCH fields; `names.SYMBOL_METRIC_NAMES`), evaluated on each trade of that symbol
+with the same hysteresis and cool-down. A rule without `symbol` is exactly the old pair rule.
 """
 
 from __future__ import annotations
@@ -16,9 +21,9 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from qs_analytics.names import resolve_metric
+from qs_analytics.names import resolve_metric, resolve_symbol_metric
 
 Operator = Literal[">", ">=", "<", "<="]
 
@@ -39,15 +44,31 @@ class AlertRule(BaseModel):
     threshold: float
     abs_value: bool = False  # compare |value| (the `|z| >= 2.5` form)
     pair: str = "*"  # `Y/X` or '*' for every pair
+    symbol: str | None = None  # set (`SYMBOL` or '*'): a symbol rule on symbol:stats metrics, `pair` unused
     hysteresis: float = Field(0.0, ge=0.0)
     cooldown_ms: int = Field(0, ge=0)
     enabled: bool = True
     name: str = ""
 
-    @field_validator("metric")
+    @model_validator(mode="before")
     @classmethod
-    def _known_metric(cls, v: str) -> str:
-        return resolve_metric(v)
+    def _known_metric(cls, data: object) -> object:
+        # the metric's vocabulary depends on the rule's kind (pair or symbol), so it is resolved here
+        if isinstance(data, dict) and isinstance(data.get("metric"), str):
+            sym = data.get("symbol")
+            resolve = resolve_symbol_metric if sym is not None else resolve_metric
+            data = {**data, "metric": resolve(data["metric"])}
+        return data
+
+    @field_validator("symbol")
+    @classmethod
+    def _symbol(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        v = v.strip().upper() or "*"
+        if v != "*" and not (2 <= len(v) <= 30 and v.isascii() and v.isalnum()):
+            raise ValueError(f"symbol must be letters and digits (2 to 30) or '*', got {v[:40]!r}")
+        return v
 
     @field_validator("threshold")
     @classmethod
@@ -69,7 +90,7 @@ class AlertRule(BaseModel):
     @classmethod
     def from_expression(cls, rule_id: str, expression: str, **fields: object) -> AlertRule:
         """Build a rule from a short expression plus the other fields (pair, hysteresis, cooldown_ms, ...)."""
-        metric, op, threshold, abs_value = parse_expression(expression)
+        metric, op, threshold, abs_value = parse_expression(expression, symbol=fields.get("symbol") is not None)
         return cls.model_validate(
             {"id": rule_id, "metric": metric, "op": op, "threshold": threshold, "abs_value": abs_value, **fields}
         )
@@ -101,8 +122,9 @@ def _compare(v: float, op: str, th: float) -> bool:
     return v <= th
 
 
-def parse_expression(expression: str) -> tuple[str, Operator, float, bool]:
-    """`|z| >= 2.5` -> ("zscore", ">=", 2.5, True). ValueError with the reason on anything else."""
+def parse_expression(expression: str, symbol: bool = False) -> tuple[str, Operator, float, bool]:
+    """`|z| >= 2.5` -> ("zscore", ">=", 2.5, True) (with `symbol`, the symbol metrics: ("price_z", ...)).
+    ValueError with the reason on anything else."""
     m = _EXPR.match(expression)
     if m is None:
         raise ValueError(
@@ -110,7 +132,7 @@ def parse_expression(expression: str) -> tuple[str, Operator, float, bool]:
             "with OP one of >, >=, <, <="
         )
     abs_value = m.group("abs") is not None
-    metric = resolve_metric(m.group("am") if abs_value else m.group("m"))
+    metric = (resolve_symbol_metric if symbol else resolve_metric)(m.group("am") if abs_value else m.group("m"))
     op: Operator = m.group("op")  # type: ignore[assignment]  # the regex admits only the four operators
     return metric, op, float(m.group("th")), abs_value
 
@@ -118,7 +140,7 @@ def parse_expression(expression: str) -> tuple[str, Operator, float, bool]:
 @dataclass(frozen=True, slots=True)
 class FiredAlert:
     rule: AlertRule
-    pair: str
+    pair: str  # the pair, or for a symbol rule the symbol
     ts_ms: int
     value: float
 
@@ -129,7 +151,8 @@ class FiredAlert:
             "rule": self.rule.to_json(),
             "metric": self.rule.metric,
             "value": repr(self.value),
-            "pair": self.pair,
+            # a symbol rule's alert names the symbol instead of a pair
+            ("symbol" if self.rule.symbol is not None else "pair"): self.pair,
             "ts": str(self.ts_ms),
         }
 
@@ -145,7 +168,8 @@ class AlertEvaluator:
 
     def __init__(self, rules: list[AlertRule] | None = None) -> None:
         self._rules: dict[str, AlertRule] = {}
-        self._state: dict[tuple[str, str], _RuleState] = {}
+        self._state: dict[tuple[str, str], _RuleState] = {}  # (rule id, pair or symbol): a rule has one kind
+        self._has_symbol = False
         self.set_rules(rules or [])
 
     @property
@@ -158,12 +182,28 @@ class AlertEvaluator:
         changed = {rid for rid, r in new.items() if self._rules.get(rid) != r} | (self._rules.keys() - new.keys())
         self._state = {k: v for k, v in self._state.items() if k[0] not in changed}
         self._rules = new
+        self._has_symbol = any(r.symbol is not None and r.enabled for r in new.values())
+
+    @property
+    def has_symbol_rules(self) -> bool:
+        return self._has_symbol
 
     def evaluate(self, pair: str, ts_ms: int, metrics: dict[str, float]) -> list[FiredAlert]:
+        """The pair rules that fire on this observation of `pair`."""
+        return self._evaluate(pair.upper(), ts_ms, metrics, False)
+
+    def evaluate_symbol(self, symbol: str, ts_ms: int, metrics: dict[str, float]) -> list[FiredAlert]:
+        """The symbol rules that fire on this update of `symbol`'s statistics."""
+        return self._evaluate(symbol.upper(), ts_ms, metrics, True)
+
+    def _evaluate(self, subject: str, ts_ms: int, metrics: dict[str, float], symbols: bool) -> list[FiredAlert]:
         fired: list[FiredAlert] = []
-        pair_u = pair.upper()
+        pair_u = subject
         for rule in self._rules.values():
-            if not rule.enabled or (rule.pair != "*" and rule.pair != pair_u):
+            if not rule.enabled or (rule.symbol is not None) != symbols:
+                continue
+            target = rule.symbol if symbols else rule.pair
+            if target != "*" and target != subject:
                 continue
             value = metrics.get(rule.metric)
             if value is None or value != value:

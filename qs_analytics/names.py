@@ -46,3 +46,35 @@ def resolve_metric(name: str) -> str:
         short = ", ".join(sorted(ALIASES))
         raise ValueError(f"unknown metric {name!r}: use one of {', '.join(METRIC_NAMES)} (or short names {short})")
     return key
+
+
+SYMBOL_METRIC_NAMES: tuple[str, ...] = (
+    "price", "n", "last_return", "momentum_bps_per_min", "price_z", "vol", "vol_annualised", "vwap",
+    "garch_mu", "garch_omega", "garch_alpha", "garch_beta", "garch_persistence",
+    "garch_sigma_now", "garch_sigma_next", "garch_sigma_5", "garch_sigma_60", "garch_cum_sigma_5",
+    "garch_cum_sigma_60", "garch_sigma_next_ann", "garch_sigma_5_ann", "garch_sigma_60_ann",
+)  # fmt: skip
+"""Fields of `symbol:stats:{SYMBOL}` a symbol alert rule may watch (the symbol statistics and the newest GARCH
+fit; docs/contracts.md)."""
+
+SYMBOL_ALIASES: dict[str, str] = {
+    "momentum": "momentum_bps_per_min",
+    "z": "price_z",
+    "ret": "last_return",
+    "vol_ann": "vol_annualised",
+    "sigma_next": "garch_sigma_next",
+    "sigma_next_ann": "garch_sigma_next_ann",
+    "persistence": "garch_persistence",
+}
+
+
+def resolve_symbol_metric(name: str) -> str:
+    """The symbol metric a (possibly short) name stands for; ValueError naming the choices if there is none."""
+    key = name.strip().lower()
+    key = SYMBOL_ALIASES.get(key, key)
+    if key not in SYMBOL_METRIC_NAMES:
+        short = ", ".join(sorted(SYMBOL_ALIASES))
+        raise ValueError(
+            f"unknown symbol metric {name!r}: use one of {', '.join(SYMBOL_METRIC_NAMES)} (or short names {short})"
+        )
+    return key

@@ -13,6 +13,7 @@ from dashboard.components import notices
 from dashboard.frames import display_time
 from dashboard.safe import csv_text, md
 from dashboard.sidebar import Controls
+from qs_analytics.names import SYMBOL_METRIC_NAMES
 
 c: Controls = st.session_state["_controls"]
 st.title("Alerts")
@@ -31,22 +32,38 @@ else:
     st.caption("No rules yet.")
 
 st.subheader("New rule")
+kinds = ("Pair metric", "Symbol metric (price, momentum, volatility, GARCH)")
+kind = st.radio("Watch", kinds, horizontal=True, key="rule_kind")
+on_symbol = kind == kinds[1]
 with st.form("new_rule", clear_on_submit=False):
     a, b, h, cd = st.columns([2, 2, 1, 1])
-    pairs = list(dict.fromkeys([c.pair, *("/".join(legs) for legs in data.settings().pair_legs()), "*"]))
-    pair = a.selectbox("Pair (* = every pair)", pairs, key="rule_pair")
-    expression = b.text_input(
-        "Condition",
-        value=f"|z| >= {c.z_entry:g}",
-        key="rule_expr",
-        help="metric, operator, number: z > 2, |z| >= 2.5, adf_p < 0.05, corr < 0.5",
-    )
+    if on_symbol:
+        symbols = list(dict.fromkeys([*c.symbols, *data.settings().symbols, "*"]))
+        target = a.selectbox("Symbol (* = every symbol)", symbols, key="rule_symbol")
+        expression = b.text_input(
+            "Condition",
+            value="garch_sigma_next_ann > 100",
+            key="rule_expr_symbol",
+            help="metric, operator, number, on the symbol's statistics: "
+            + ", ".join(SYMBOL_METRIC_NAMES)
+            + " (short: momentum, z = price_z, sigma_next)",
+        )
+    else:
+        pairs = list(dict.fromkeys([c.pair, *("/".join(legs) for legs in data.settings().pair_legs()), "*"]))
+        target = a.selectbox("Pair (* = every pair)", pairs, key="rule_pair")
+        expression = b.text_input(
+            "Condition",
+            value=f"|z| >= {c.z_entry:g}",
+            key="rule_expr",
+            help="metric, operator, number: z > 2, |z| >= 2.5, adf_p < 0.05, corr < 0.5",
+        )
     hysteresis = h.number_input("Hysteresis", 0.0, value=0.5, step=0.1, key="rule_hyst")
     cooldown_s = cd.number_input("Cool-down (s)", 0, value=60, step=10, key="rule_cooldown")
     name = st.text_input("Name", value="", key="rule_name")
     if st.form_submit_button("Create rule"):
+        where = {"symbol": target} if on_symbol else {"pair": target}
         rule, problems = alert_rules.new_rule(
-            expression, pair=pair, hysteresis=hysteresis, cooldown_ms=int(cooldown_s * 1000), name=name
+            expression, **where, hysteresis=hysteresis, cooldown_ms=int(cooldown_s * 1000), name=name
         )
         if rule is None:
             st.error("Rule not saved:\n\n" + "\n".join(f"- {md(p)}" for p in problems))

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from statsmodels.tsa.stattools import coint
 
+from qs_analytics.alerts import AlertRule
 from qs_analytics.backtest import BacktestParams, run_backtest
 from qs_analytics.garch import fit_garch
 from tests.integration.procs import Proc, WorkerProc, wait_for
@@ -192,4 +193,21 @@ def test_garch_on_demand_is_stored_served_and_published_in_redis(worker):
     stats = wait_for(lambda: json.loads(r.get("symbol:stats:BTCUSDT") or "{}").get("garch_sigma_next") and
                      json.loads(r.get("symbol:stats:BTCUSDT")), 30, "symbol:stats with the GARCH fields")  # fmt: skip
     assert stats["garch_sigma_next"] == fit["sigma_next"] and stats["price"] == 61000.5
+    # an alert rule on a symbol's GARCH σ fires on a trade of that symbol, to stream:alerts with `symbol`
+    rule = AlertRule.from_expression("garch-hi", f"garch_sigma_next >= {fit['sigma_next'] * 0.5!r}", symbol="BTCUSDT")
+    r.hset("alerts:rules", rule.id, rule.to_json())
+    trade_id = iter(range(2, 10_000))
+
+    def fired():  # one more trade per look: the consumer re-reads the rules every second
+        t = time.time_ns()
+        r.xadd("stream:ticks", {"v": "1", "sym": "BTCUSDT", "kind": "trade", "ts": t // 1_000_000,
+                                "ev": t // 1_000_000, "recv": t, "id": next(trade_id), "p": "61000.5", "q": "0.01",
+                                "m": "0"})  # fmt: skip
+        got = [{k.decode(): v.decode() for k, v in f.items()} for _, f in r.xrange("stream:alerts")]
+        return [f for f in got if f.get("rule_id") == "garch-hi"]
+
+    alerts = wait_for(fired, 30, "the GARCH symbol alert", interval=0.3)
+    assert alerts[0]["symbol"] == "BTCUSDT" and "pair" not in alerts[0]
+    assert float(alerts[0]["value"]) == fit["sigma_next"] and alerts[0]["metric"] == "garch_sigma_next"
+    r.hdel("alerts:rules", rule.id)
     r.close()

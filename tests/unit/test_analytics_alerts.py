@@ -116,3 +116,47 @@ def test_json_round_trip(rule):
         rule.expression.replace(f"{rule.threshold:g}", repr(rule.threshold))
     )
     assert (metric, op, threshold, abs_value) == (rule.metric, rule.op, rule.threshold, rule.abs_value)
+
+
+def test_a_symbol_rule_watches_symbol_stats_with_hysteresis_and_cooldown():
+    rule = AlertRule.from_expression("g", "garch_sigma_next_ann > 80", symbol="btcusdt", hysteresis=10,
+                                     cooldown_ms=5_000)  # fmt: skip
+    assert (rule.symbol, rule.metric) == ("BTCUSDT", "garch_sigma_next_ann")
+    pair_rule = AlertRule.from_expression("z", "|z| >= 2")
+    ev = AlertEvaluator([rule, pair_rule])
+    assert ev.has_symbol_rules
+    got = []
+    # fires at 85; 75 is not back by 10; 65 re-arms; 90 at 4 s is inside the cool-down, fires at 6 s
+    for i, v in enumerate([70.0, 85.0, 75.0, 82.0, 65.0, 90.0, 91.0]):
+        got += [(a.ts_ms, a.pair) for a in ev.evaluate_symbol("BTCUSDT", i * 1_000, {"garch_sigma_next_ann": v})]
+        assert ev.evaluate_symbol("ETHUSDT", i * 1_000, {"garch_sigma_next_ann": v}) == []  # another symbol
+    assert got == [(1_000, "BTCUSDT"), (6_000, "BTCUSDT")]
+    # the pair rule is not evaluated on symbol stats, nor the symbol rule on pair metrics
+    assert ev.evaluate_symbol("BTCUSDT", 99_000, {"zscore": 5.0, "garch_sigma_next_ann": 0.0}) == []
+    assert [a.rule.id for a in ev.evaluate(PAIR, 99_000, {"zscore": 5.0, "garch_sigma_next_ann": 500.0})] == ["z"]
+
+
+def test_a_symbol_alert_names_the_symbol_and_a_star_rule_keeps_state_per_symbol():
+    ev = AlertEvaluator([AlertRule.from_expression("m", "|momentum| > 50", symbol="*")])
+    a = ev.evaluate_symbol("ETHUSDT", 1, {"momentum_bps_per_min": -60.0})
+    b = ev.evaluate_symbol("BTCUSDT", 2, {"momentum_bps_per_min": 70.0})  # its own state: fires too
+    assert ev.evaluate_symbol("ETHUSDT", 3, {"momentum_bps_per_min": -80.0}) == []  # disarmed
+    fields = a[0].stream_fields()
+    assert fields["symbol"] == "ETHUSDT" and "pair" not in fields and fields["metric"] == "momentum_bps_per_min"
+    assert b[0].stream_fields()["symbol"] == "BTCUSDT"
+    assert "pair" in AlertEvaluator([AlertRule.from_expression("z", "z > 1")]).evaluate(PAIR, 1, {"zscore": 2.0})[
+        0].stream_fields()  # fmt: skip
+
+
+def test_symbol_rule_json_round_trip_and_backward_compatibility():
+    rule = AlertRule.from_expression("p", "price_z <= -3", symbol="SOLUSDT", cooldown_ms=1)
+    assert AlertRule.from_json(rule.to_json()) == rule
+    assert rules_from_json(rules_to_json([rule])) == [rule]
+    old = AlertRule.from_json('{"id":"o","metric":"z","op":">","threshold":2,"pair":"ETHUSDT/BTCUSDT"}')
+    assert old.symbol is None and old.metric == "zscore"  # a stored pair rule reads as before
+    with pytest.raises(ValueError, match="unknown symbol metric 'zscore'"):
+        AlertRule.from_expression("bad", "zscore > 1", symbol="BTCUSDT")  # a pair metric on a symbol
+    with pytest.raises(ValueError, match="unknown metric 'price'"):
+        AlertRule.from_expression("bad", "price > 1")  # a symbol metric on a pair rule
+    with pytest.raises(ValidationError, match="symbol must be"):
+        AlertRule.from_expression("bad", "price > 1", symbol="BTC/USDT")

@@ -239,6 +239,30 @@ def test_alert_rules_create_edit_delete(services: tuple[redis.Redis, WorkerApi])
     assert r.hlen(keys.ALERT_RULES) == 0
 
 
+def test_alert_rule_on_a_symbol_metric(services: tuple[redis.Redis, WorkerApi]) -> None:
+    r, _ = services
+    r.delete(keys.ALERT_RULES)
+    at = run_page("alerts.py")
+    at.radio(key="rule_kind").set_value("Symbol metric (price, momentum, volatility, GARCH)").run()
+    at.selectbox(key="rule_symbol").set_value("BTCUSDT")
+    at.text_input(key="rule_expr_symbol").set_value("zscore > 2")  # a pair metric: refused, named
+    at.form_submit_button[0].click().run()
+    assert "Rule not saved" in at.error[0].value and "unknown symbol metric" in at.error[0].value
+    at.text_input(key="rule_expr_symbol").set_value("garch_sigma_next_ann >= 90")
+    at.text_input(key="rule_name").set_value("<b>vol</b> *spike*")  # user text stays inert
+    at.form_submit_button[0].click().run()
+    assert not at.exception
+    rule = json.loads(next(iter(r.hgetall(keys.ALERT_RULES).values())))
+    assert (rule["symbol"], rule["metric"], rule["op"], rule["threshold"]) == ("BTCUSDT", "garch_sigma_next_ann", ">=",
+                                                                               90.0)  # fmt: skip
+    assert rule["name"] == "<b>vol</b> *spike*"
+    r.delete(keys.ALERT_RULES)
+    from dashboard.alerts_feed import describe
+
+    row = pd.Series({"pair": float("nan"), "symbol": "BTCUSDT", "metric": "garch_sigma_next_ann", "value": 95.0})
+    assert describe(row) == "BTCUSDT: garch_sigma_next_ann = 95"  # a symbol alert's toast names the symbol
+
+
 def test_alert_history_and_toast(services: tuple[redis.Redis, WorkerApi]) -> None:
     r, _ = services
     at = run_page("alerts.py")
