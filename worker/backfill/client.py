@@ -77,11 +77,11 @@ class KlinesClient:
         if self.stop.wait(seconds):
             raise Stopped
 
-    def _respect_budget(self) -> None:
+    def _respect_budget(self, weight: int | None = None) -> None:
         minute = int(time.time() // 60)
         if minute != self._minute:  # Binance's window is the calendar minute
             self._minute, self.stats.weight_used_1m = minute, 0
-        if self.stats.weight_used_1m + self.weight > self.weight_limit:
+        if self.stats.weight_used_1m + (self.weight if weight is None else weight) > self.weight_limit:
             self.stats.budget_waits += 1
             log.info("weight %d of budget %d used this minute; waiting for the next minute",
                      self.stats.weight_used_1m, self.weight_limit)
@@ -99,39 +99,50 @@ class KlinesClient:
         params: dict[str, str | int] = {
             "symbol": symbol, "interval": interval, "startTime": start_ms, "endTime": end_ms, "limit": limit,
         }
+        body = self._get(self.path, params, self.weight, f"{symbol} {interval} klines")
+        if not isinstance(body, list):
+            raise FetchError(f"klines answer is not a list: {str(body)[:200]}")
+        return body
+
+    def get_json(self, path: str, params: dict[str, str | int], weight: int) -> Any:
+        """Another endpoint (the book's REST depth snapshots) within the same budget, retries and backoff."""
+        with self._lock:
+            return self._get(path, params, weight, f"{path} {params.get('symbol', '')}")
+
+    def _get(self, path: str, params: dict[str, str | int], weight: int, what: str) -> Any:
         attempt = 0
         while True:
-            self._respect_budget()
+            self._respect_budget(weight)
             attempt += 1
             try:
-                resp = self.http.get(self.path, params=params)
+                resp = self.http.get(path, params=params)
             except httpx.HTTPError as exc:
                 problem = f"{type(exc).__name__}: {exc}"
                 resp = None
             if resp is not None:
                 self.stats.requests += 1
-                self.stats.weight_spent += self.weight
+                self.stats.weight_spent += weight
                 used = resp.headers.get(WEIGHT_HEADER)
                 self.stats.weight_used_1m = int(used) if used and used.isdigit() else (
-                    self.stats.weight_used_1m + self.weight)
+                    self.stats.weight_used_1m + weight)
                 if resp.status_code == 200:
-                    body = resp.json()
-                    if not isinstance(body, list):
-                        raise FetchError(f"klines answer is not a list: {str(body)[:200]}")
-                    return body
+                    try:
+                        return resp.json()
+                    except ValueError as exc:
+                        raise FetchError(f"{what}: answer is not JSON: {exc}") from exc
                 if resp.status_code in RATE_LIMITED:
                     self.stats.rate_limited += 1
                     wait = _retry_after(resp, default=60.0)
                     log.warning("HTTP %d from %s: waiting %.0f s as Retry-After asks", resp.status_code,
-                                self.path, wait)
+                                path, wait)
                     self._wait(wait)
                     attempt -= 1  # waiting as told is not a failed attempt
                     continue
                 if 400 <= resp.status_code < 500:
-                    raise RejectedRequest(f"HTTP {resp.status_code} for {symbol} {interval}: {resp.text[:200]}")
+                    raise RejectedRequest(f"HTTP {resp.status_code} for {what}: {resp.text[:200]}")
                 problem = f"HTTP {resp.status_code}"
             if attempt >= MAX_ATTEMPTS:
-                raise FetchError(f"{symbol} {interval} klines: {problem} after {attempt} attempts")
+                raise FetchError(f"{what}: {problem} after {attempt} attempts")
             self.stats.retries += 1
             self._wait(backoff_delay(attempt, RETRY_BASE_S, self.backoff_max_s))
 
