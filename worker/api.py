@@ -29,6 +29,7 @@ from qs_common import ohlc
 from qs_common.settings import Settings
 from qs_common.times import INT64_MAX, INT64_MIN, epoch_to_ms, iso_to_ms
 from worker.api_body import BodyError, read_body
+from worker.api_book import BookReader, book_routes
 from worker.api_research import research_routes
 from worker.candles import ALL_INTERVALS, STORED_INTERVALS
 from worker.store import OUTPUT_COLUMNS, CandleStore
@@ -125,7 +126,7 @@ class _InternalErrors:
 
 def create_app(store: CandleStore, redis_ok: Callable[[], bool], settings: Settings | None = None,
                verify: Callable[[str, int, int], dict[str, Any]] | None = None,
-               research: Any | None = None) -> Starlette:
+               research: Any | None = None, book: BookReader | None = None) -> Starlette:
     max_body = int((settings.api_max_body_mb if settings else 50.0) * 1_048_576)
     max_rows = settings.import_max_rows if settings else 1_000_000
     token = settings.access_token if settings else ""
@@ -207,6 +208,8 @@ def create_app(store: CandleStore, redis_ok: Callable[[], bool], settings: Setti
             Route("/candles/verify", verify_candles, methods=["POST"]),
             # issue 9: /research/* (worker/api_research.py), when the worker runs the research thread
             *(research_routes(research, max_body) if research is not None else []),
+            # issue 11: GET /book (worker/api_book.py), the book role's output in Redis
+            *(book_routes(book) if book is not None else []),
         ],
         middleware=[Middleware(_InternalErrors), Middleware(_WriteAuth, token=token)],
     )

@@ -15,6 +15,7 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
+import httpx
 import redis
 
 from qs_common.depth import DepthDiff, DepthSnapshot
@@ -96,6 +97,9 @@ def test_replayed_depth_builds_the_books_binance_shows(redis_server, tmp_path):
         last[symbol], _ = cut_recording(symbol, path)
         files.append(path)
     worker = start_book_worker(redis_server.url, tmp_path)
+    api_port = free_port()  # the API runs in the DuckDB owner (role candles); it reads the book role's output
+    api = Proc(python_module("worker", "--role", "candles"),
+               service_env(redis_server.url, tmp_path / "api-data", API_PORT=str(api_port)), tmp_path / "api.log")
     stderr = run_replay(redis_server.url, files, tmp_path / "ingest.log", DEPTH="true")
     ingest = status(r, "ingest")
     depth_entries = r.xlen("stream:depth")
@@ -114,6 +118,24 @@ def test_replayed_depth_builds_the_books_binance_shows(redis_server, tmp_path):
         assert book["applied"] > 3_000
     assert st["bad_entries"] == 0 and st["quarantined"] == 0
     assert r.xlen("stream:gaps") == 0
+
+    base = f"http://127.0.0.1:{api_port}"
+    wait_for(lambda: httpx.get(f"{base}/health", timeout=2).status_code == 200, 60, "worker API")
+    for symbol, u in last.items():
+        resp = httpx.get(f"{base}/book", params={"symbol": symbol.lower(), "depth": "20"}, timeout=10)
+        assert resp.status_code == 200, resp.text
+        body = resp.json()
+        bids, asks = reference(symbol, u).book.top(20)
+        assert body == {"symbol": symbol, "last_update_id": u, "event_time": body["event_time"], "stale": False,
+                        "bids": bids, "asks": asks}
+        assert (*body["bids"][0], *body["asks"][0]) == recording(symbol)[1][u]
+        assert len(httpx.get(f"{base}/book", params={"symbol": symbol}, timeout=10).json()["bids"]) == 20
+    assert httpx.get(f"{base}/book", params={"symbol": "XRPUSDT"}, timeout=10).status_code == 404
+    for bad in ({"symbol": "BTCUSDT", "depth": "0"}, {"symbol": "BTCUSDT", "depth": "x"},
+                {"symbol": "BTCUSDT", "depth": "5001"}, {"symbol": "BTC-USDT"}, {}):
+        resp = httpx.get(f"{base}/book", params=bad, timeout=10)
+        assert resp.status_code == 400 and "error" in resp.json(), bad
+    api.stop()
     worker.stop()
 
 
