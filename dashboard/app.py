@@ -30,6 +30,7 @@ PAGES_BY_SECTION = {
     "Live": [
         st.Page(PAGES / "live_pair.py", title="Live pair", icon=":material/bolt:", default=True),
         st.Page(PAGES / "markets.py", title="Markets", icon=":material/public:"),
+        st.Page(PAGES / "order_book.py", title="Order book", icon=":material/stacked_bar_chart:"),
         st.Page(PAGES / "adf.py", title="ADF test", icon=":material/science:"),
     ],
     "Research": [

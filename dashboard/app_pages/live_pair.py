@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import data, pair_view
+from dashboard import book_cost, data, pair_view
 from dashboard.alerts_feed import poll_alerts
 from dashboard.components import charts, notices, panels
 from dashboard.sidebar import Controls
@@ -119,4 +119,5 @@ def _chart_area() -> None:
 
 
 numbers()
+book_cost.entry_cost(c)  # issue 11: walking both legs' books at a chosen notional
 chart_area()
