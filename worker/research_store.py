@@ -122,14 +122,14 @@ class ResearchStore:
                    closes: Closes | None, error: str | None) -> None:  # fmt: skip
         """The run's rows and outcome, in one transaction (a reader sees all rows of a finished run or none)."""
         frame = _result_frame(run_id, table) if table is not None else None
-        with self.store.write_lock:
+        with self.store.write_lock, registered(self.store.con) as add:
             con = self.store.con
             con.execute("BEGIN TRANSACTION")
             try:
                 if frame is not None:
-                    with registered(con, frame=frame):
-                        con.execute(f"INSERT INTO research_scan_results SELECT run_id, {', '.join(RESULT_COLUMNS)} "
-                                    "FROM frame")  # fmt: skip
+                    add("frame", frame)
+                    con.execute(f"INSERT INTO research_scan_results SELECT run_id, {', '.join(RESULT_COLUMNS)} "
+                                "FROM frame")  # fmt: skip
                 n = int(closes.open_ms.size) if closes is not None else None
                 first = int(closes.open_ms[0]) if closes is not None and n else None
                 last = int(closes.open_ms[-1]) if closes is not None and n else None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import duckdb
@@ -89,17 +89,23 @@ OUTPUT_COLUMNS = [
 
 
 @contextlib.contextmanager
-def registered(con: duckdb.DuckDBPyConnection, **frames: pl.DataFrame) -> Iterator[None]:
-    """Frames visible to SQL under these names while the block runs.
+def registered(con: duckdb.DuckDBPyConnection) -> Iterator[Callable[[str, pl.DataFrame], None]]:
+    """`add(name, frame)` makes a frame visible to SQL by that name until the block ends.
 
     Explicit, because the store's connection has DuckDB's replacement scan (a Python local found by name) off:
-    a renamed variable must fail loudly, not silently read another object of the old name."""
-    for name, frame in frames.items():
-        con.register(name, frame)
+    a renamed variable must fail loudly, not silently read another object of the old name. Open the block
+    outside a transaction: DuckDB refuses to unregister inside an aborted one, which would hide its error."""
+    names: list[str] = []
+
+    def add(name: str, frame: pl.DataFrame) -> None:
+        con.register(name, frame)  # a name registered again replaces its frame
+        if name not in names:
+            names.append(name)
+
     try:
-        yield
+        yield add
     finally:
-        for name in frames:
+        for name in names:
             con.unregister(name)
 
 
@@ -125,17 +131,17 @@ class CandleStore:
         One transaction: either all of a batch's effects are stored or none.
         """
         batch = trades.unique(subset=["symbol", "trade_id"], keep="first")
-        with self.write_lock:
+        with self.write_lock, registered(self.con) as frame:
             con = self.con
+            frame("batch", batch)
             con.execute("BEGIN TRANSACTION")
             try:
-                with registered(con, batch=batch):
-                    new = con.sql(
-                        "INSERT INTO trades SELECT symbol, trade_id, price, qty, trade_time_ms, buyer_is_maker "
-                        "FROM batch ON CONFLICT DO NOTHING RETURNING *"
-                    ).pl()
-                with registered(con, partials=partial_candles(new)):
-                    merged = con.sql(_UPSERT).pl() if len(new) else pl.DataFrame()
+                new = con.sql(
+                    "INSERT INTO trades SELECT symbol, trade_id, price, qty, trade_time_ms, buyer_is_maker "
+                    "FROM batch ON CONFLICT DO NOTHING RETURNING *"
+                ).pl()
+                frame("partials", partial_candles(new))
+                merged = con.sql(_UPSERT).pl() if len(new) else pl.DataFrame()
                 con.execute("COMMIT")
             except BaseException:
                 # a COMMIT that failed (disk full) has already ended the transaction: keep its error, not ROLLBACK's
@@ -150,7 +156,8 @@ class CandleStore:
         `frame` is checked already (qs_common.ohlc.validate: on the grid, no time twice, sane values);
         optional columns may be null.
         """
-        with self.write_lock, registered(self.con, rows=_import_frame(symbol, interval, frame)):
+        with self.write_lock, registered(self.con) as add:
+            add("rows", _import_frame(symbol, interval, frame))
             inserted = self.con.execute(
                 "INSERT INTO candles (symbol, interval, open_time, open, high, low, close, volume, quote_volume, "
                 "trades, taker_buy_volume, taker_buy_quote_volume, close_time, source) "

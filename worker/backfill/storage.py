@@ -140,18 +140,17 @@ class RestCandleStore:
         if rest.is_empty():
             return WriteResult()
         con = self.store.con
-        with self.store.write_lock:
+        with self.store.write_lock, registered(con) as frame:
+            frame("rest", rest)
             con.execute("BEGIN TRANSACTION")
             try:
                 params = {"now": now_ms, "reason": reason, "repair": repair}
-                with registered(con, rest=rest):
-                    cmp = con.sql(_COMPARE, params=params).pl()
-                    with registered(con, cmp=cmp):
-                        con.execute(_RECORD)
-                    if not insert:
-                        rest = con.sql(_STORED_ONLY).pl()
-                with registered(con, rest=rest):
-                    written = len(con.sql(_upsert(repair)).fetchall())
+                cmp = con.sql(_COMPARE, params=params).pl()
+                frame("cmp", cmp)
+                con.execute(_RECORD)
+                if not insert:
+                    frame("rest", con.sql(_STORED_ONLY).pl())  # the same name again: replaces the view
+                written = len(con.sql(_upsert(repair)).fetchall())
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
