@@ -186,7 +186,7 @@ def main() -> None:
     for row in rows:
         print("| " + " | ".join(row) + " |")
     if a.profile:
-        incl = ("candle_consumer.py", "analytics_service.py", "engine.py", "consumer.py", "xreadgroup", "apply_trades",
+        incl = ("candle_consumer.py", "analytics_consumer.py", "engine.py", "consumer.py", "xreadgroup", "apply_trades",
                 "_write", "evaluate")
         for p in sorted(a.profile.glob("worker-*.txt")):
             print(f"\npy-spy {p.name}:")

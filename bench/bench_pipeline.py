@@ -308,7 +308,7 @@ def main() -> None:
               f"{'met' if worker_rate >= 50_000 else 'NOT met'} ({fmt(worker_rate)})")
     if a.profile:
         for name, incl in (("ingest", ("parse_frame", "flush", "items", "encode")),
-                           ("worker", ("candle_consumer.py", "analytics_service.py", "consumer.py", "xreadgroup",
+                           ("worker", ("candle_consumer.py", "analytics_consumer.py", "consumer.py", "xreadgroup",
                                        "apply_trades", "_publish_latest"))):
             print(f"\npy-spy {name}:")
             print(pyspy_summary(a.profile / f"{name}.txt", inclusive=incl))

@@ -64,6 +64,10 @@ class CandleHandler:
         self._last_prune = time.monotonic()
         self._symbols_ok: set[str] = set()
 
+    def status(self) -> dict[str, Any]:
+        """Counters for the consumer's status record (`status:worker-candles`)."""
+        return {"last_event_ms": self.last_event_ms, "trades": self.trades, "bad_entries": self.bad_entries}
+
     def __call__(self, entries: list[Entry]) -> list[Rejected]:
         """Store the batch's trades; return the entries that cannot be stored, with the reason (quarantined)."""
         batch = codec.decode_batch(entries, books=False)

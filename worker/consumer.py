@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import redis
 from redis.exceptions import RedisError, ResponseError
@@ -33,6 +33,15 @@ log = logging.getLogger(__name__)
 Entry = tuple[bytes, dict[bytes, bytes]]
 Rejected = tuple[bytes, str]  # an entry id the handler refuses, and why
 Handler = Callable[[list[Entry]], list[Rejected] | None]
+
+
+class StatusHandler(Protocol):
+    """A worker's handler: called with each batch, and its counters go into the consumer's status record."""
+
+    def __call__(self, entries: list[Entry], /) -> list[Rejected] | None: ...
+
+    def status(self) -> dict[str, Any]: ...
+
 
 RETRY_DELAY_S = 0.1  # first wait after a failing batch; doubles per failure
 TRANSIENT_DELAY_MAX_S = 5.0

@@ -12,7 +12,6 @@ import socket
 import sys
 import threading
 import time
-from typing import Any
 
 import duckdb
 import redis
@@ -22,11 +21,11 @@ from qs_common import deadletters, keys
 from qs_common.redis_wait import StartupError, wait_for_redis
 from qs_common.settings import Settings, Source
 from qs_common.status import RateMeter, write_status
-from worker.analytics_service import AnalyticsHandler
+from worker.analytics_consumer import AnalyticsHandler
 from worker.api import create_app
 from worker.backfill.service import BackfillService
 from worker.candle_consumer import CandleHandler
-from worker.consumer import GroupConsumer
+from worker.consumer import GroupConsumer, StatusHandler
 from worker.research_service import ResearchService
 from worker.store import CandleStore
 
@@ -44,7 +43,7 @@ class Worker:
         self.stop = threading.Event()
         self.r = redis.Redis.from_url(settings.redis_url, socket_timeout=30, health_check_interval=30)
         self.store: CandleStore | None = None
-        self.consumers: dict[str, tuple[GroupConsumer, Any]] = {}
+        self.consumers: dict[str, tuple[GroupConsumer, StatusHandler]] = {}
         self.threads: list[threading.Thread] = []
         self.server: uvicorn.Server | None = None
         self.backfill: BackfillService | None = None
@@ -69,7 +68,7 @@ class Worker:
             a_handler = AnalyticsHandler(settings, self.r)
             self._add("analytics", keys.ANALYTICS_GROUP, f"analytics-{name}", a_handler)
 
-    def _add(self, label: str, group: str, consumer: str, handler: Any) -> None:
+    def _add(self, label: str, group: str, consumer: str, handler: StatusHandler) -> None:
         s = self.settings
         c = GroupConsumer(self.r, s.ticks_stream, group, consumer, handler, s.worker_batch, s.worker_block_ms,
                           s.claim_idle_ms, retries=s.batch_retries,
@@ -103,12 +102,8 @@ class Worker:
                     "failed_batches": c.stats.failed_batches, "quarantined": c.stats.quarantined,
                     "last_quarantine": c.stats.last_quarantine, "last_error": c.stats.last_error,
                     "entries_per_s": meters[label].rate(c.stats.entries) if meters else None,
-                    "last_event_ms": getattr(handler, "last_event_ms", None), **lag,
+                    **lag, **handler.status(),
                 }
-                extras = ("trades", "bad_entries", "observations", "published", "alerts_fired", "bad_rules", "errors")
-                for extra in extras:
-                    if hasattr(handler, extra):
-                        record[extra] = getattr(handler, extra)
                 write_status(self.r, f"worker-{label}", record)
             except (redis.RedisError, OSError) as exc:
                 log.debug("status write failed: %s", exc)

@@ -15,7 +15,7 @@ from qs_analytics.engine import PairConfig
 from qs_analytics.kalman import KalmanHedge, kalman_filter_batch
 from qs_common.settings import Settings
 from worker.analytics import batch
-from worker.analytics_service import pair_config
+from worker.analytics_consumer import pair_config
 
 
 def test_the_live_engine_config_is_the_default_config():

@@ -89,6 +89,11 @@ class AnalyticsHandler:
         self.garch: dict[str, dict[str, Any]] = {}  # symbol -> garch_* fields (issue 9), refreshed with the rules
         self._last_snap: dict[str, Any] = {}
 
+    def status(self) -> dict[str, Any]:
+        """Counters for the consumer's status record (`status:worker-analytics`)."""
+        return {"last_event_ms": self.last_event_ms, "observations": self.observations, "published": self.published,
+                "alerts_fired": self.alerts_fired, "bad_rules": self.bad_rules, "errors": self.errors}
+
     def _refresh_rules(self) -> None:
         if time.monotonic() - self._rules_loaded < RULES_REFRESH_S:
             return
