@@ -71,7 +71,7 @@ class Ingest:
         venue = settings.venue.value
         self.pub = Publisher(r, settings.ticks_stream, settings.stream_maxlen, source.name,
                              settings.deadletter_max_mb, keys.last_trade_key(venue) if self.live else None,
-                             keys.DEPTH_STREAM if settings.depth else None)
+                             keys.DEPTH_STREAM if settings.depth else None, settings.depth_maxlen)
         self.pub.on_rewind = self._on_rewind
         self.rules = EdgeRules(frozenset(settings.symbols), round(settings.tick_max_skew_s * 1000),
                                depth=settings.depth, usdm=settings.venue is Venue.BINANCE_USDM)

@@ -73,12 +73,13 @@ Side = tuple[str, dict[str, str | int | bytes], int | None]  # stream, fields, m
 class Publisher:
     def __init__(
         self, r: aioredis.Redis, stream: str, maxlen: int, source: str, deadletter_max_mb: float = 64.0,
-        last_trade_key: str | None = None, depth_stream: str | None = None,
+        last_trade_key: str | None = None, depth_stream: str | None = None, depth_maxlen: int = 100_000,
     ) -> None:
         self.r = r
         # Depth diffs and snapshots (DEPTH on) go to their own stream, after the dead letters and gaps queued
         # before them; never cut by MAXLEN (an unread diff lost is a book resync), trimmed safely like ticks.
         self.depth_stream = depth_stream
+        self.depth_maxlen = depth_maxlen
         self.depth_published = 0
         self.stream = stream
         self.maxlen = maxlen
@@ -273,16 +274,16 @@ class Publisher:
 
     async def trim(self) -> None:
         """Trim the oldest entries beyond the bound that every group has acknowledged (ticks, then depth)."""
-        backlog, over = await self._trim_stream(self.stream)
+        backlog, over = await self._trim_stream(self.stream, self.maxlen)
         self._set_backlog(backlog, over)
         if self.depth_stream is not None:
-            await self._trim_stream(self.depth_stream)
+            await self._trim_stream(self.depth_stream, self.depth_maxlen)
 
-    async def _trim_stream(self, stream: str) -> tuple[int, bool]:
+    async def _trim_stream(self, stream: str, maxlen: int) -> tuple[int, bool]:
         """(entries kept, whether unread entries alone exceed the bound)."""
         length = await self.r.xlen(stream)
         boundary = await safe_trim_boundary(self.r, stream) if length else None
-        excess = length - self.maxlen
+        excess = length - maxlen
         if boundary is None or excess <= 0:
             return (0 if boundary is None else length), False
         older: Any = await self.r.xrange(stream, "-", "(" + format_id(*boundary), count=excess)

@@ -72,6 +72,8 @@ class Settings(BaseSettings):
     # recordings' REST snapshot lines too. See the README for the measured cost that chose the default.
     depth: bool = False
     book_levels: int = Field(50, ge=1, le=5_000, description="levels per side the book role writes to book:depth")
+    # ~1.3 KB an entry: 100,000 is ~130 MB and ~80 minutes of two symbols; trimmed safely, like the tick stream
+    depth_maxlen: int = Field(100_000, ge=1_000, description="bound of stream:depth in entries")
     ticks_stream: str = Field("stream:ticks", min_length=1)
     stream_maxlen: int = Field(1_000_000, ge=1_000)
     publish_batch: int = Field(1_000, ge=1, le=100_000)
