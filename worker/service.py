@@ -1,12 +1,14 @@
 """The worker process: consumer-group threads (candles, analytics), the HTTP API, status, clean drain.
 
-Roles: `all` (default), `candles` (candles + API: the DuckDB owner) or `analytics`; each role can run as
-its own process and each group can have several consumers, so candles and analytics scale separately.
+Roles: `all` (default), `candles` (candles + API: the DuckDB owner), `analytics` or `book` (order books from
+stream:depth); each role can run as its own process and each group can have several consumers, so candles,
+analytics and books scale and fail separately.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import signal
 import socket
 import sys
@@ -24,6 +26,7 @@ from qs_common.status import RateMeter, write_status
 from worker.analytics_consumer import AnalyticsHandler
 from worker.api import create_app
 from worker.backfill.service import BackfillService
+from worker.book_service import BookHandler, SnapshotFetcher, fetches_snapshots
 from worker.candle_consumer import CandleHandler
 from worker.consumer import GroupConsumer, StatusHandler
 from worker.research_service import ResearchService
@@ -31,7 +34,7 @@ from worker.store import CandleStore
 
 log = logging.getLogger("worker")
 
-ROLES = ("all", "candles", "analytics")
+ROLES = ("all", "candles", "analytics", "book")
 
 
 class Worker:
@@ -50,6 +53,8 @@ class Worker:
         self.backfill_thread: threading.Thread | None = None
         self.research: ResearchService | None = None
         self.research_thread: threading.Thread | None = None
+        self.book_fetcher: SnapshotFetcher | None = None
+        self.book_fetcher_thread: threading.Thread | None = None
         host = socket.gethostname()
         name = settings.consumer_name or host
 
@@ -67,11 +72,17 @@ class Worker:
         if role in ("all", "analytics"):
             a_handler = AnalyticsHandler(settings, self.r)
             self._add("analytics", keys.ANALYTICS_GROUP, f"analytics-{name}", a_handler)
+        if role in ("all", "book"):  # order books from stream:depth (issue 11); idle unless ingest runs with DEPTH
+            wanted: queue.Queue[str] | None = queue.Queue() if fetches_snapshots(settings) else None
+            if wanted is not None:
+                self.book_fetcher = SnapshotFetcher(settings, self.r, wanted, self.stop)
+            b_handler = BookHandler(settings, self.r, wanted, self.book_fetcher)
+            self._add("book", keys.BOOK_GROUP, f"book-{name}", b_handler, keys.DEPTH_STREAM)
 
-    def _add(self, label: str, group: str, consumer: str, handler: StatusHandler) -> None:
+    def _add(self, label: str, group: str, consumer: str, handler: StatusHandler, stream: str | None = None) -> None:
         s = self.settings
-        c = GroupConsumer(self.r, s.ticks_stream, group, consumer, handler, s.worker_batch, s.worker_block_ms,
-                          s.claim_idle_ms, retries=s.batch_retries,
+        c = GroupConsumer(self.r, stream or s.ticks_stream, group, consumer, handler, s.worker_batch,
+                          s.worker_block_ms, s.claim_idle_ms, retries=s.batch_retries,
                           deadletter_maxlen=deadletters.maxlen(s.deadletter_max_mb), source=f"worker-{label}")
         self.consumers[label] = (c, handler)
 
@@ -128,11 +139,15 @@ class Worker:
             self.research_thread = threading.Thread(target=self.research.run, args=(self.stop,), name="research",
                                                     daemon=True)
             self.research_thread.start()
+        if self.book_fetcher is not None:
+            self.book_fetcher_thread = threading.Thread(target=self.book_fetcher.run, name="book-snapshots",
+                                                        daemon=True)
+            self.book_fetcher_thread.start()
         threading.Thread(target=self._status_loop, name="status", daemon=True).start()
         if self.store is not None and api_socket is not None:
             app = create_app(self.store, self._redis_ok, self.settings,
                              verify=self.backfill.verify if self.backfill is not None else None,
-                             research=self.research)
+                             research=self.research, book=self.r.get)
             config = uvicorn.Config(app, host=self.settings.api_host, port=self.settings.api_port,
                                     log_level="warning", access_log=False, lifespan="off")
             self.server = uvicorn.Server(config)
@@ -149,6 +164,8 @@ class Worker:
             t.join(timeout=60)
         if self.backfill_thread is not None:
             self.backfill_thread.join(timeout=15)
+        if self.book_fetcher_thread is not None:
+            self.book_fetcher_thread.join(timeout=15)
         if self.research_thread is not None:
             self.research_thread.join(timeout=30)  # a scan in progress finishes (seconds), then DuckDB closes
         if self.server is not None:
