@@ -18,11 +18,11 @@ import redis
 import streamlit as st
 from pydantic import ValidationError
 
-from qs_common import keys
+from qs_common import intervals, keys
 from qs_common.settings import Settings, describe_error
 
 CANDLE_FLOATS = ("open", "high", "low", "close", "volume", "quote_volume", "taker_buy_volume", "vwap")
-INTERVAL_MS = {"1s": 1_000, "1m": 60_000, "5m": 300_000, "15m": 900_000, "1h": 3_600_000, "4h": 14_400_000}
+INTERVAL_MS = intervals.INTERVAL_MS
 
 
 class Unavailable(RuntimeError):

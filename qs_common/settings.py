@@ -15,9 +15,8 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from qs_analytics import defaults as engine
+from qs_common.symbols import is_symbol
 from qs_common.venues.binance.config import REST_URLS, WS_URLS, Venue
-
-_SYMBOL = re.compile(r"^[A-Z0-9]{2,30}$")
 
 
 class Source(StrEnum):
@@ -150,7 +149,7 @@ class Settings(BaseSettings):
         if not out:
             raise ValueError("at least one symbol is required")
         for s in out:
-            if not _SYMBOL.match(s):
+            if not is_symbol(s):
                 raise ValueError(f"{s!r} is not a symbol (letters and digits, like BTCUSDT)")
         return out
 
@@ -161,7 +160,7 @@ class Settings(BaseSettings):
         if len(out) > 100:
             raise ValueError(f"at most 100 symbols (4,950 pairs), got {len(out)}")
         for s in out:
-            if not _SYMBOL.match(s):
+            if not is_symbol(s):
                 raise ValueError(f"{s!r} is not a symbol (letters and digits, like BTCUSDT)")
         return out
 
@@ -173,7 +172,7 @@ class Settings(BaseSettings):
         out = []
         for p in value:
             legs = [leg.strip().upper() for leg in p.split("/")]
-            if len(legs) != 2 or not all(_SYMBOL.match(leg) for leg in legs) or legs[0] == legs[1]:
+            if len(legs) != 2 or not all(is_symbol(leg) for leg in legs) or legs[0] == legs[1]:
                 raise ValueError(f"{p!r} is not a pair; write Y/X, like ETHUSDT/BTCUSDT")
             out.append("/".join(legs))
         return tuple(out)

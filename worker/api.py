@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from qs_common import ohlc
 from qs_common.settings import Settings
+from qs_common.symbols import is_symbol
 from qs_common.times import INT64_MAX, INT64_MIN, epoch_to_ms, iso_to_ms
 from worker.api_body import BodyError, read_body
 from worker.api_book import BookReader, book_routes
@@ -66,7 +67,7 @@ def parse_time_ms(value: str, name: str) -> int:
 
 def _symbol(request: Request) -> str:
     symbol = request.query_params.get("symbol", "").upper()
-    if not re.fullmatch(r"[A-Z0-9]{2,30}", symbol):
+    if not is_symbol(symbol):
         raise BadRequest("symbol: required, letters and digits like BTCUSDT")
     return symbol
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from collections.abc import Callable
 
 from starlette.requests import Request
@@ -18,10 +17,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from qs_common import keys
+from qs_common.symbols import is_symbol
 
 DEFAULT_DEPTH = 20
 MAX_DEPTH = 5_000
-_SYMBOL = re.compile(r"[A-Z0-9]{2,30}")
 
 BookReader = Callable[[str], bytes | str | None]  # key -> the stored JSON (redis GET)
 
@@ -30,7 +29,7 @@ def book_routes(read: BookReader) -> list[Route]:
     async def book(request: Request) -> JSONResponse:
         q = request.query_params
         symbol = q.get("symbol", "").upper()
-        if not _SYMBOL.fullmatch(symbol):
+        if not is_symbol(symbol):
             return JSONResponse({"error": "symbol: required, letters and digits like BTCUSDT"}, 400)
         raw_depth = q.get("depth", str(DEFAULT_DEPTH))
         if not raw_depth.isdigit() or not 1 <= int(raw_depth) <= MAX_DEPTH:

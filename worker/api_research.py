@@ -25,12 +25,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from qs_common.symbols import is_symbol
 from worker import research_backtest
 from worker.api_body import BodyError, read_body
 from worker.research_service import ResearchService
 from worker.research_store import RESULT_COLUMNS, RUN_COLUMNS
 
-_SYMBOL = re.compile(r"^[A-Z0-9]{2,30}$")
 MAX_JSON_BYTES = 16 * 1_048_576  # a backtest upload of 200,000 rows fits
 
 
@@ -66,7 +66,7 @@ def _symbols(value: Any) -> list[str] | None:
     out = []
     for s in items:
         sym = str(s).strip().upper()
-        if not _SYMBOL.match(sym):
+        if not is_symbol(sym):
             raise ValueError(f"symbols: {str(s)[:40]!r} is not a symbol (letters and digits, like BTCUSDT)")
         out.append(sym)
     return out
@@ -149,7 +149,7 @@ def research_routes(svc: ResearchService, max_body: int) -> list[Route]:
 
     def _symbol_param(request: Request) -> str | None:
         sym = request.query_params.get("symbol", "").strip().upper()
-        if sym and not _SYMBOL.match(sym):
+        if sym and not is_symbol(sym):
             raise ValueError("symbol: letters and digits like BTCUSDT")
         return sym or None
 

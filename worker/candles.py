@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import polars as pl
 
+from qs_common import intervals
+
 PRICE = pl.Decimal(38, 8)
 QUOTE = pl.Decimal(38, 16)
 
-STORED_INTERVALS: dict[str, int] = {"1s": 1_000, "1m": 60_000, "5m": 300_000}
-DERIVED_INTERVALS: dict[str, int] = {"15m": 900_000, "1h": 3_600_000, "4h": 14_400_000, "1d": 86_400_000}
-ALL_INTERVALS = {**STORED_INTERVALS, **DERIVED_INTERVALS}
+STORED_INTERVALS = intervals.STORED_MS
+DERIVED_INTERVALS = intervals.DERIVED_MS
+ALL_INTERVALS = intervals.INTERVAL_MS
 
 TRADE_SCHEMA: dict[str, pl.DataType] = {
     "symbol": pl.String(),

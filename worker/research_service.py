@@ -25,7 +25,7 @@ from qs_analytics.backtest_metrics import periods_per_year
 from qs_analytics.coint import MIN_POINTS
 from qs_analytics.garch import fit_garch
 from qs_analytics.scanner import scan_pairs
-from qs_common import keys
+from qs_common import intervals, keys
 from qs_common.settings import Settings
 from qs_common.status import write_status
 from worker.research_store import ResearchStore
@@ -33,7 +33,7 @@ from worker.store import CandleStore
 
 log = logging.getLogger("worker.research")
 
-SCAN_INTERVALS = ("1m", "5m", "15m", "1h", "4h", "1d")
+SCAN_INTERVALS = intervals.RESEARCH_INTERVALS
 MAX_SCAN_SYMBOLS = 100
 FIRST_RUN_AFTER_S = 60.0  # let start-up backfill land before the first scheduled run
 GARCH_INTERVAL = "1m"  # the model is on 1m returns

@@ -9,17 +9,17 @@ Vectorised (Polars) over the batch: this is the hot path.
 
 from __future__ import annotations
 
-import re
 from decimal import Decimal
 
 import polars as pl
+
+from qs_common.symbols import is_symbol
 
 INT64_MAX = 2**63 - 1
 MAX_TIME_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 MAX_QUOTE = Decimal(10) ** 22
 # Plain ASCII decimal text: at most 30 significant integer digits, 8 places (more only as trailing zeros).
 DECIMAL_TEXT = r"^0*[0-9]{1,30}(\.[0-9]{1,8}0*)?$"
-SYMBOL = re.compile(r"^[A-Z0-9]{2,30}$")
 _NEAR_QUOTE_BOUND = 0.99e22  # float products above this are checked exactly
 
 
@@ -32,7 +32,7 @@ def time_problem(ts_ms: int) -> str | None:
 
 
 def symbol_problem(symbol: str) -> str | None:
-    return None if SYMBOL.match(symbol) else f"symbol {symbol[:40]!r} is not 2-30 capital letters or digits"
+    return None if is_symbol(symbol) else f"symbol {symbol[:40]!r} is not 2-30 capital letters or digits"
 
 
 def _text_reason(name: str) -> pl.Expr:

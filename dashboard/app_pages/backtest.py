@@ -16,9 +16,10 @@ from dashboard.components.backtest_costs import parse_spreads
 from dashboard.frames import fmt_time
 from dashboard.safe import csv_text, filename, md
 from dashboard.sidebar import Controls
+from qs_common import intervals
 
 c: Controls = st.session_state["_controls"]
-INTERVALS = ("1m", "5m", "15m", "1h", "4h", "1d")
+INTERVALS = intervals.RESEARCH_INTERVALS
 BETA_SOURCES = {"rolling OLS": "ols", "Kalman filter": "kalman", "rolling Huber": "huber"}
 BETA_LABELS = {v: k for k, v in BETA_SOURCES.items()}
 st.title("Backtest · z-score pair strategy")

@@ -16,10 +16,11 @@ from dashboard.frames import fmt_time
 from dashboard.safe import csv_text, filename, md
 from dashboard.sidebar import Controls
 from qs_analytics.scanner import ScanFilter, filter_and_rank
+from qs_common import intervals
 
 c: Controls = st.session_state["_controls"]
 BACKTEST_PAGE = Path(__file__).parent / "backtest.py"
-INTERVALS = ("1m", "5m", "15m", "1h", "4h", "1d")
+INTERVALS = intervals.RESEARCH_INTERVALS
 
 st.title("Pair research")
 st.markdown(

@@ -16,8 +16,10 @@ from dashboard.pair_calc import PairCalc
 from dashboard.safe import csv_text, filename, md, plotly
 from dashboard.sidebar import Controls
 from qs_analytics.stationarity import adf_test
+from qs_common import intervals
+from qs_common.symbols import is_symbol
 
-IMPORT_INTERVALS = {"1s": 1_000, "1m": 60_000, "5m": 300_000}
+IMPORT_INTERVALS = intervals.STORED_MS  # imports go where the worker stores candles
 c: Controls = st.session_state["_controls"]
 st.title("Upload OHLC")
 st.caption(
@@ -99,11 +101,11 @@ st.subheader("Import into history")
 step = infer_interval_ms(frame["open_time"])
 guess = next((k for k, v in IMPORT_INTERVALS.items() if v == step), "1m")
 i1, i2, i3 = st.columns(3)
-symbol = i1.text_input("Symbol", value=pick if re.fullmatch(r"[A-Z0-9]{2,30}", pick) else "", key="up_symbol")
+symbol = i1.text_input("Symbol", value=pick if is_symbol(pick) else "", key="up_symbol")
 interval = i2.selectbox("Interval", list(IMPORT_INTERVALS), index=list(IMPORT_INTERVALS).index(guess), key="up_int")
 if i3.button("Import", key="up_import"):
     symbol = symbol.strip().upper()
-    if not re.fullmatch(r"[A-Z0-9]{2,30}", symbol):
+    if not is_symbol(symbol):
         st.error("Symbol: letters and digits only, like BTCUSDT.")
     elif pick in no_volume:
         st.error("The file has no volume column: history keeps volumes, so these candles are not imported.")
