@@ -53,9 +53,14 @@ SYMBOL_METRIC_NAMES: tuple[str, ...] = (
     "garch_mu", "garch_omega", "garch_alpha", "garch_beta", "garch_persistence",
     "garch_sigma_now", "garch_sigma_next", "garch_sigma_5", "garch_sigma_60", "garch_cum_sigma_5",
     "garch_cum_sigma_60", "garch_sigma_next_ann", "garch_sigma_5_ann", "garch_sigma_60_ann",
+    # the order book's metrics (issue 11: `book:metrics:{SYMBOL}` with a `book_` prefix, while the book is not stale)
+    "book_mid", "book_microprice", "book_spread_bps", "book_imbalance_1", "book_imbalance_5", "book_imbalance_10",
+    *(f"book_depth_{bps}bps_{side}_{unit}" for bps in (5, 10, 25) for side in ("bid", "ask")
+      for unit in ("base", "quote")),
+    *(f"book_cost_{side}_{n}_bps" for side in ("buy", "sell") for n in (10_000, 100_000)),
 )  # fmt: skip
-"""Fields of `symbol:stats:{SYMBOL}` a symbol alert rule may watch (the symbol statistics and the newest GARCH
-fit; docs/contracts.md)."""
+"""Fields of `symbol:stats:{SYMBOL}` a symbol alert rule may watch (the symbol statistics, the newest GARCH
+fit and the order book's metrics; docs/contracts.md)."""
 
 SYMBOL_ALIASES: dict[str, str] = {
     "momentum": "momentum_bps_per_min",

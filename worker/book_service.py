@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import queue
 import threading
 import time
@@ -158,6 +159,20 @@ class BookHandler:
                           "last_update_id": b.book.last_update_id, "levels": list(b.book.depth())}
                       for s, b in sorted(self.syncs.items())},
         }
+
+
+def book_stats(raw: bytes | str | None) -> dict[str, float]:
+    """`book:metrics:{SYMBOL}` as symbol statistics for alert rules: its finite numbers prefixed `book_`; nothing
+    while the book is stale (a stale book's figures are not the market's)."""
+    try:
+        doc = json.loads(raw) if raw else {}
+    except ValueError:
+        return {}
+    if not isinstance(doc, dict) or doc.get("stale", True):
+        return {}
+    return {f"book_{k}": float(v) for k, v in doc.items()
+            if k not in ("last_update_id", "event_time") and isinstance(v, (int, float)) and not isinstance(v, bool)
+            and math.isfinite(v)}
 
 
 class SnapshotFetcher:
