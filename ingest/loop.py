@@ -28,7 +28,7 @@ from qs_common.venues.binance.config import Venue
 
 log = logging.getLogger("ingest")
 
-STATUS_PROCESS = "ingest"
+STATUS_PROCESS = keys.STATUS_INGEST
 REASON_CRASH = "ingest restarted after crash"
 REASON_RESTART = "ingest restarted"
 REASON_REWIND = "redis lost acknowledged writes"

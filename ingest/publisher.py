@@ -31,7 +31,6 @@ from qs_common.models import Tick, Trade
 log = logging.getLogger(__name__)
 
 RAW_LIMIT = deadletters.RAW_LIMIT
-GAPS_MAXLEN = 10_000
 
 
 def format_id(ms: int, seq: int) -> str:
@@ -133,7 +132,7 @@ class Publisher:
         """Queue a gap entry; it is written with the next flush and retried like ticks, never dropped."""
         fields: dict[str, str | int | bytes] = {
             "start_ms": start_ms, "end_ms": end_ms, "symbols": symbol, "reason": reason, "venue": venue}
-        self._side.append((keys.GAPS_STREAM, fields, GAPS_MAXLEN))
+        self._side.append((keys.GAPS_STREAM, fields, keys.GAPS_MAXLEN))
 
     @property
     def buffered(self) -> int:

@@ -21,6 +21,24 @@ TICK_GROUPS = (CANDLES_GROUP, ANALYTICS_GROUP)
 
 ALERT_RULES = "alerts:rules"  # hash: rule id -> rule JSON
 
+# Bounds (MAXLEN, approximate) of the side streams: recent history is all anyone reads from them.
+GAPS_MAXLEN = 10_000
+ALERTS_MAXLEN = 10_000
+
+# Status record names (`status:{name}`): written by each process, read by the dashboard's System page.
+STATUS_INGEST = "ingest"
+STATUS_WORKER_API = "worker-api"
+STATUS_WORKER_BACKFILL = "worker-backfill"
+STATUS_WORKER_RESEARCH = "worker-research"
+STATUS_WORKER_CANDLES = "worker-candles"
+STATUS_WORKER_ANALYTICS = "worker-analytics"
+STATUS_WORKER_BOOK = "worker-book"
+
+
+def worker_status(label: str) -> str:
+    """Status record name of a worker consumer (`candles`, `analytics`, `book`): STATUS_WORKER_* above."""
+    return f"worker-{label}"
+
 
 def last_trade_key(venue: str) -> str:
     """Hash: symbol -> trade time (ms) of the newest trade live ingest published, so a restart knows what it missed."""

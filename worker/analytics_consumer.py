@@ -218,7 +218,7 @@ class AnalyticsHandler:
         for fields in out:
             pipe.xadd(keys.ANALYTICS_STREAM, fields, maxlen=self.maxlen, approximate=True)  # type: ignore[arg-type]
         for fields in fired:
-            pipe.xadd(keys.ALERTS_STREAM, fields, maxlen=10_000, approximate=True)  # type: ignore[arg-type]
+            pipe.xadd(keys.ALERTS_STREAM, fields, maxlen=keys.ALERTS_MAXLEN, approximate=True)  # type: ignore[arg-type]
         for sym, i in books.items():
             pipe.set(keys.latest_book_key(sym), json.dumps(self._book(bk, i)))
         for sym, snap in self.snapshots.items():

@@ -43,7 +43,6 @@ log = logging.getLogger(__name__)
 OUTPUT_EVERY_MS = 100  # of event time: the depth stream's own cadence
 GAP_REASON = "depth gap"
 COST_NOTIONALS = (10_000, 100_000)  # quote notionals whose market-order cost is in the metrics (cost_buy_10000_bps)
-GAPS_MAXLEN = 10_000
 
 
 def book_venue(venue: BinanceVenue) -> Venue:
@@ -140,7 +139,7 @@ class BookHandler:
             return
         pipe = self.r.pipeline(transaction=False)
         for gap in gaps:
-            pipe.xadd(keys.GAPS_STREAM, gap, maxlen=GAPS_MAXLEN, approximate=True)  # type: ignore[arg-type]
+            pipe.xadd(keys.GAPS_STREAM, gap, maxlen=keys.GAPS_MAXLEN, approximate=True)  # type: ignore[arg-type]
         for symbol, (depth, metrics) in out.items():
             pipe.set(keys.book_depth_key(symbol), json.dumps(depth, separators=(",", ":")))
             pipe.set(keys.book_metrics_key(symbol), json.dumps(metrics, separators=(",", ":")))

@@ -188,7 +188,7 @@ class ResearchService:
         if self.r is None:
             return
         try:
-            write_status(self.r, "worker-research", {**self.stats, "scan_every_s": self.settings.scan_every_s,
+            write_status(self.r, keys.STATUS_WORKER_RESEARCH, {**self.stats, "scan_every_s": self.settings.scan_every_s,
                                                      "garch_every_s": self.settings.garch_every_s})
         except (redis.RedisError, OSError) as exc:
             log.debug("status write failed: %s", exc)

@@ -83,7 +83,7 @@ class Worker:
         s = self.settings
         c = GroupConsumer(self.r, stream or s.ticks_stream, group, consumer, handler, s.worker_batch,
                           s.worker_block_ms, s.claim_idle_ms, retries=s.batch_retries,
-                          deadletter_maxlen=deadletters.maxlen(s.deadletter_max_mb), source=f"worker-{label}")
+                          deadletter_maxlen=deadletters.maxlen(s.deadletter_max_mb), source=keys.worker_status(label))
         self.consumers[label] = (c, handler)
 
     def _redis_ok(self) -> bool:
@@ -101,7 +101,7 @@ class Worker:
         if self.server is not None:
             try:
                 state = "stopping" if self.stop.is_set() else ("serving" if self.server.started else "starting")
-                write_status(self.r, "worker-api", {"state": state, "port": self.settings.api_port})
+                write_status(self.r, keys.STATUS_WORKER_API, {"state": state, "port": self.settings.api_port})
             except (redis.RedisError, OSError) as exc:
                 log.debug("status write failed: %s", exc)
         for label, (c, handler) in self.consumers.items():
@@ -115,12 +115,12 @@ class Worker:
                     "entries_per_s": meters[label].rate(c.stats.entries) if meters else None,
                     **lag, **handler.status(),
                 }
-                write_status(self.r, f"worker-{label}", record)
+                write_status(self.r, keys.worker_status(label), record)
             except (redis.RedisError, OSError) as exc:
                 log.debug("status write failed: %s", exc)
         if self.backfill is not None:
             try:
-                write_status(self.r, "worker-backfill", self.backfill.status())
+                write_status(self.r, keys.STATUS_WORKER_BACKFILL, self.backfill.status())
             except (redis.RedisError, OSError) as exc:
                 log.debug("status write failed: %s", exc)
 

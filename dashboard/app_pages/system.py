@@ -58,7 +58,7 @@ def robustness(stats: dict[str, dict[str, Any]]) -> None:
     """Poison entries quarantined by the consumers and the kline check's findings."""
     st.subheader("Robustness")
     rows: list[dict[str, Any]] = []
-    for name in ("worker-candles", "worker-analytics"):
+    for name in (keys.STATUS_WORKER_CANDLES, keys.STATUS_WORKER_ANALYTICS):
         s = stats.get(name)
         last = s.get("last_quarantine") if s else None
         rows.append(
@@ -69,7 +69,7 @@ def robustness(stats: dict[str, dict[str, Any]]) -> None:
             }
         )
     st.dataframe(rows, hide_index=True)
-    backfill = stats.get("worker-backfill")
+    backfill = stats.get(keys.STATUS_WORKER_BACKFILL)
     cols = st.columns(3)
     cols[0].metric("1m candles checked against klines", count(backfill, "kline_checked"))
     cols[1].metric("Kline mismatches", count(backfill, "kline_mismatches"))
@@ -87,11 +87,11 @@ def system() -> None:
         notices.unavailable(str(exc))
         return
     now = now_ms()
-    feed(stats.get("ingest"), now)
+    feed(stats.get(keys.STATUS_INGEST), now)
     robustness(stats)
     st.subheader("Consumers")
     rows: list[dict[str, Any]] = []
-    for name in ("worker-candles", "worker-analytics", "worker-api"):
+    for name in (keys.STATUS_WORKER_CANDLES, keys.STATUS_WORKER_ANALYTICS, keys.STATUS_WORKER_API):
         s = stats.get(name)
         if s is None:
             rows.append({"process": name, "state": "not reporting"})
@@ -110,7 +110,7 @@ def system() -> None:
         )
     st.dataframe(rows, hide_index=True)
     st.subheader("Backfill")
-    backfill = stats.get("worker-backfill")
+    backfill = stats.get(keys.STATUS_WORKER_BACKFILL)
     if backfill is None:
         st.caption("No backfill running (no status:worker-backfill record).")
     else:
@@ -157,11 +157,10 @@ def system() -> None:
                 for k, v in render.items()
             )
         )
-    others = sorted(set(stats) - {"ingest", "worker-candles", "worker-analytics", "worker-api", "worker-backfill"})
+    first = [keys.STATUS_INGEST, keys.STATUS_WORKER_CANDLES, keys.STATUS_WORKER_ANALYTICS, keys.STATUS_WORKER_API]
+    others = sorted(set(stats) - {*first, keys.STATUS_WORKER_BACKFILL})
     with st.expander("All status records"):
-        st.json(
-            {k: stats[k] for k in ["ingest", "worker-candles", "worker-analytics", "worker-api", *others] if k in stats}
-        )
+        st.json({k: stats[k] for k in [*first, *others] if k in stats})
 
 
 system()
