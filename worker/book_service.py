@@ -27,6 +27,7 @@ from typing import Any
 
 import redis
 
+from qs_analytics.alerts import AlertEvaluator, AlertRule
 from qs_common import codec, keys
 from qs_common.depth import DepthDiff, DepthSnapshot, Venue
 from qs_common.settings import Settings, Source
@@ -43,6 +44,9 @@ log = logging.getLogger(__name__)
 OUTPUT_EVERY_MS = 100  # of event time: the depth stream's own cadence
 GAP_REASON = "depth gap"
 COST_NOTIONALS = (10_000, 100_000)  # quote notionals whose market-order cost is in the metrics (cost_buy_10000_bps)
+RULES_REFRESH_S = 1.0
+BOOK_METRIC_PREFIX = "book_"  # symbol alert rules on these metrics are the book role's (the analytics consumer
+# never has them in its symbol statistics, so no rule fires twice)
 
 
 def book_venue(venue: BinanceVenue) -> Venue:
@@ -72,6 +76,9 @@ class BookHandler:
         self.snapshots_ignored = 0
         self.last_event_ms: int | None = None
         self.published = 0
+        self.alerts = AlertEvaluator([])
+        self.alerts_fired = 0
+        self._rules_loaded = -math.inf
         self._written_bucket: dict[str, int] = {}
         self._dirty: set[str] = set()
 
@@ -81,7 +88,24 @@ class BookHandler:
             sync = self.syncs[symbol] = BookSync(symbol, book_venue(self.venue))
         return sync
 
+    def _refresh_rules(self) -> None:
+        """The symbol rules on `book_*` metrics from `alerts:rules`, re-read every second (bad ones: the analytics
+        consumer counts and logs them)."""
+        if time.monotonic() - self._rules_loaded < RULES_REFRESH_S:
+            return
+        self._rules_loaded = time.monotonic()
+        rules = []
+        for raw in self.r.hgetall(keys.ALERT_RULES).values():  # type: ignore[union-attr]
+            try:
+                rule = AlertRule.from_json(raw)
+            except ValueError:
+                continue
+            if rule.symbol is not None and rule.metric.startswith(BOOK_METRIC_PREFIX):
+                rules.append(rule)
+        self.alerts.set_rules(rules)
+
     def __call__(self, entries: list[Entry]) -> list[Rejected]:
+        self._refresh_rules()
         rejected: list[Rejected] = []
         gaps: list[dict[str, str | int]] = []
         out: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
@@ -137,7 +161,17 @@ class BookHandler:
     def _write(self, out: dict[str, tuple[dict[str, Any], dict[str, Any]]], gaps: list[dict[str, str | int]]) -> None:
         if not out and not gaps:
             return
+        fired: list[dict[str, str]] = []
+        if self.alerts.has_symbol_rules:
+            for symbol, (depth, metrics) in out.items():
+                stats = book_stats(json.dumps(metrics))
+                if stats and depth["event_time"] is not None:
+                    fired += [a.stream_fields() for a in self.alerts.evaluate_symbol(symbol, depth["event_time"],
+                                                                                     stats)]
         pipe = self.r.pipeline(transaction=False)
+        for fields in fired:
+            pipe.xadd(keys.ALERTS_STREAM, fields, maxlen=keys.ALERTS_MAXLEN, approximate=True)  # type: ignore[arg-type]
+        self.alerts_fired += len(fired)
         for gap in gaps:
             pipe.xadd(keys.GAPS_STREAM, gap, maxlen=keys.GAPS_MAXLEN, approximate=True)  # type: ignore[arg-type]
         for symbol, (depth, metrics) in out.items():
@@ -150,6 +184,7 @@ class BookHandler:
         """Per symbol: applied, dropped, gaps, resyncs (snapshots taken), stale."""
         return {
             "last_event_ms": self.last_event_ms, "published": self.published, "bad_entries": self.bad_entries,
+            "alerts_fired": self.alerts_fired,
             "resyncs": self.resyncs, "snapshots_ignored": self.snapshots_ignored,
             **(self.fetcher.status() if self.fetcher is not None else {}),
             "books": {s: {"applied": b.counts["applied"], "dropped": b.counts["dropped"], "gaps": b.counts["gaps"],

@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import redis
 
+from qs_analytics.alerts import AlertRule
 from qs_common.depth import DepthDiff, DepthSnapshot
 from tests.conftest import free_port, python_module, service_env
 from tests.integration.depth_server import DepthServer
@@ -96,6 +97,9 @@ def test_replayed_depth_builds_the_books_binance_shows(redis_server, tmp_path):
         path = tmp_path / f"{symbol.lower()}.txt"
         last[symbol], _ = cut_recording(symbol, path)
         files.append(path)
+    # a symbol alert rule on a book metric: the book role evaluates it on every publication
+    rule = AlertRule.from_expression("wide", "book_spread_bps >= 0", symbol="*")
+    r.hset("alerts:rules", rule.id, rule.to_json())
     worker = start_book_worker(redis_server.url, tmp_path)
     api_port = free_port()  # the API runs in the DuckDB owner (role candles); it reads the book role's output
     api = Proc(python_module("worker", "--role", "candles"),
@@ -118,6 +122,10 @@ def test_replayed_depth_builds_the_books_binance_shows(redis_server, tmp_path):
         assert book["applied"] > 3_000
     assert st["bad_entries"] == 0 and st["quarantined"] == 0
     assert r.xlen("stream:gaps") == 0
+    fired = [f for _, f in r.xrange("stream:alerts")]
+    assert sorted({f[b"symbol"] for f in fired}) == [b"BTCUSDT", b"ETHUSDT"]  # fires once per symbol, then armed off
+    assert len(fired) == 2 and {f[b"metric"] for f in fired} == {b"book_spread_bps"}
+    assert st["alerts_fired"] == 2
 
     base = f"http://127.0.0.1:{api_port}"
     wait_for(lambda: httpx.get(f"{base}/health", timeout=2).status_code == 200, 60, "worker API")
