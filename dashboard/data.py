@@ -18,7 +18,7 @@ import redis
 import streamlit as st
 from pydantic import ValidationError
 
-from qs_common import intervals, keys
+from qs_common import intervals, keys, status
 from qs_common.settings import Settings, describe_error
 
 CANDLE_FLOATS = ("open", "high", "low", "close", "volume", "quote_volume", "taker_buy_volume", "vwap")
@@ -168,10 +168,6 @@ def _json_get(key: str) -> dict[str, Any] | None:
     return _loads(redis_call(rds().get, key))
 
 
-def forming_candle(symbol: str, interval: str) -> dict[str, Any] | None:
-    return _json_get(keys.forming_candle_key(symbol, interval))
-
-
 def forming_candles(symbols: list[str], interval: str) -> dict[str, dict[str, Any] | None]:
     """Several symbols in one round trip (MGET)."""
     raws = redis_call(rds().mget, [keys.forming_candle_key(s, interval) for s in symbols])
@@ -195,16 +191,7 @@ def _loads(raw: str | None) -> dict[str, Any] | None:
 
 def statuses() -> dict[str, dict[str, Any]]:
     """Every live status record; one that is not a JSON object is left out rather than failing the page."""
-    return redis_call(_read_statuses, rds())
-
-
-def _read_statuses(r: redis.Redis) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    for key in r.scan_iter(match=keys.STATUS_PATTERN, count=100):
-        record = _loads(cast(str | None, r.get(key)))
-        if record is not None:
-            out[str(key).removeprefix("status:")] = record
-    return out
+    return redis_call(status.read_statuses, rds())
 
 
 def stream_last(stream: str, count: int) -> list[tuple[str, dict[str, str]]]:

@@ -89,10 +89,6 @@ class RollingOLS:
     def n(self) -> int:
         return self._c.n
 
-    @property
-    def comoments(self) -> RollingCoMoments:
-        return self._c
-
     def needs(self) -> int:
         """How many more observations before the first fit (count-based; time windows may need more)."""
         return max(0, self.min_obs - self._c.n)

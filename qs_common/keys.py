@@ -32,7 +32,6 @@ STATUS_WORKER_BACKFILL = "worker-backfill"
 STATUS_WORKER_RESEARCH = "worker-research"
 STATUS_WORKER_CANDLES = "worker-candles"
 STATUS_WORKER_ANALYTICS = "worker-analytics"
-STATUS_WORKER_BOOK = "worker-book"
 
 
 def worker_status(label: str) -> str:

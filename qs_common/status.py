@@ -53,11 +53,16 @@ async def awrite_status(r: aioredis.Redis, process: str, record: Mapping[str, An
 
 
 def read_statuses(r: redis.Redis) -> dict[str, dict[str, Any]]:
+    """Every live status record by process name; one that is not a JSON object is left out (a reader such as
+    the System page must not fail on one bad record)."""
     out: dict[str, dict[str, Any]] = {}
     for key in r.scan_iter(match=STATUS_PATTERN, count=100):
         raw = r.get(key)
-        if raw is None:
+        try:
+            record = json.loads(raw) if raw is not None else None
+        except ValueError:
             continue
-        name = key.decode() if isinstance(key, bytes) else key
-        out[name.removeprefix("status:")] = json.loads(raw)
+        if isinstance(record, dict):
+            name = key.decode() if isinstance(key, bytes) else key
+            out[name.removeprefix("status:")] = record
     return out

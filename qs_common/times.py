@@ -90,6 +90,3 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def sane_open_time(ms: int, now: int | None = None) -> bool:
-    """A candle open time between 2009-01-01 and one day from now."""
-    return SANE_FROM_MS <= ms <= (now_ms() if now is None else now) + SANE_AHEAD_MS

@@ -19,15 +19,6 @@ STORED_INTERVALS = intervals.STORED_MS
 DERIVED_INTERVALS = intervals.DERIVED_MS
 ALL_INTERVALS = intervals.INTERVAL_MS
 
-TRADE_SCHEMA: dict[str, pl.DataType] = {
-    "symbol": pl.String(),
-    "trade_id": pl.Int64(),
-    "price": PRICE,
-    "qty": PRICE,
-    "trade_time_ms": pl.Int64(),
-    "buyer_is_maker": pl.Boolean(),
-}
-
 CANDLE_COLUMNS = [
     "symbol", "interval", "open_time", "open", "high", "low", "close", "volume", "quote_volume", "trades",
     "taker_buy_volume", "taker_buy_quote_volume", "first_trade_id", "last_trade_id", "close_time",

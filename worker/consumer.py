@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import redis
@@ -61,7 +61,6 @@ class ConsumerStats:
     quarantined: int = 0
     last_quarantine: str = ""  # reason of the newest quarantined entry
     last_error: str = ""  # reason of the newest failed attempt (transient or not)
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def ensure_group(r: redis.Redis, stream: str, group: str) -> None:
