@@ -26,6 +26,7 @@ from redis.exceptions import RedisError, ResponseError
 from ingest.rewind import Lost, RewindWatch, StreamState, parse_id, stream_state
 from qs_common import codec, deadletters, keys
 from qs_common.depth import DepthDiff, DepthSnapshot
+from qs_common.groups import aensure_group
 from qs_common.models import Tick, Trade
 
 log = logging.getLogger(__name__)
@@ -40,11 +41,7 @@ def format_id(ms: int, seq: int) -> str:
 async def ensure_groups(r: aioredis.Redis, stream: str, groups: tuple[str, ...]) -> None:
     """Create the consumer groups at id 0, so entries published before a worker starts are kept for it."""
     for group in groups:
-        try:
-            await r.xgroup_create(stream, group, id="0", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        await aensure_group(r, stream, group)
 
 
 async def safe_trim_boundary(r: aioredis.Redis, stream: str) -> tuple[int, int] | None:

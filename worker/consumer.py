@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import redis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisError
 
 from qs_common import deadletters, keys
+from qs_common.groups import ensure_group
 from worker.failures import is_transient, one_line
 
 log = logging.getLogger(__name__)
@@ -61,14 +62,6 @@ class ConsumerStats:
     quarantined: int = 0
     last_quarantine: str = ""  # reason of the newest quarantined entry
     last_error: str = ""  # reason of the newest failed attempt (transient or not)
-
-
-def ensure_group(r: redis.Redis, stream: str, group: str) -> None:
-    try:
-        r.xgroup_create(stream, group, id="0", mkstream=True)
-    except ResponseError as exc:
-        if "BUSYGROUP" not in str(exc):
-            raise
 
 
 class GroupConsumer:

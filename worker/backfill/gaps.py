@@ -14,7 +14,7 @@ from typing import Any
 import redis
 
 from qs_common import keys
-from worker.consumer import ensure_group
+from qs_common.groups import ensure_group
 
 log = logging.getLogger(__name__)
 
