@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from decimal import Decimal, localcontext
+from decimal import Decimal
 from typing import Any, TypeVar
 
 import polars as pl
@@ -13,14 +13,13 @@ import redis
 
 from qs_common import codec, keys
 from qs_common.status import now_ms
-from worker.candles import trades_frame
+from worker.candles import eight_places, trades_frame, vwap_text
 from worker.consumer import Entry, Rejected
 from worker.store import CandleStore
 from worker.trade_checks import amount_problems, candle_sum_problem, id_problem, symbol_problem, time_problem
 
 log = logging.getLogger(__name__)
 
-_EIGHT = Decimal("1e-8")
 PRUNE_EVERY_S = 600
 T = TypeVar("T")
 
@@ -29,19 +28,13 @@ def candle_json(row: dict[str, Any]) -> dict[str, Any]:
     """A merged candle row -> the API's JSON candle (decimals as exact text, 8 places)."""
     volume: Decimal = row["volume"]
     quote: Decimal = row["quote_volume"]
-    with localcontext() as ctx:
-        ctx.prec = 60  # the default 28 digits cannot quantize a quote volume near 10**22 to 8 places
-        return _candle_json(row, volume, quote)
-
-
-def _candle_json(row: dict[str, Any], volume: Decimal, quote: Decimal) -> dict[str, Any]:
     return {
         "symbol": row["symbol"], "interval": row["interval"], "open_time": row["open_time"],
         "open": str(row["open"]), "high": str(row["high"]), "low": str(row["low"]), "close": str(row["close"]),
-        "volume": str(volume), "quote_volume": str(quote.quantize(_EIGHT)), "trades": row["trades"],
+        "volume": str(volume), "quote_volume": eight_places(quote), "trades": row["trades"],
         "taker_buy_volume": str(row["taker_buy_volume"]),
-        "taker_buy_quote_volume": str(row["taker_buy_quote_volume"].quantize(_EIGHT)),
-        "vwap": str((quote / volume).quantize(_EIGHT)) if volume else None,
+        "taker_buy_quote_volume": eight_places(row["taker_buy_quote_volume"]),
+        "vwap": vwap_text(quote, volume),
         "close_time": row["close_time"], "source": row["source"],
     }
 

@@ -8,6 +8,8 @@ sends them; quote volume is Decimal(38, 16), so every p·q is exact before it is
 
 from __future__ import annotations
 
+from decimal import ROUND_HALF_UP, Context, Decimal
+
 import polars as pl
 
 from qs_common import intervals
@@ -18,6 +20,27 @@ QUOTE = pl.Decimal(38, 16)
 STORED_INTERVALS = intervals.STORED_MS
 DERIVED_INTERVALS = intervals.DERIVED_MS
 ALL_INTERVALS = intervals.INTERVAL_MS
+
+# 60 digits: the default 28 cannot hold a quote volume near 10**22 to 8 places. Ties away from zero (all values
+# here are >= 0): DuckDB's round() on decimals, so a stored candle's text and the live one's agree.
+_CTX = Context(prec=60, rounding=ROUND_HALF_UP)
+_EIGHT = Decimal("1e-8")
+
+
+def eight_places(d: Decimal) -> str:
+    """A decimal as the API's text: 8 places, ties away from zero, never exponent notation."""
+    return format(d.quantize(_EIGHT, context=_CTX), "f")
+
+
+def vwap_text(quote_volume: Decimal | None, volume: Decimal) -> str | None:
+    """The one VWAP of a candle (the API's, live and stored): quote volume / volume, exact, to 8 places.
+
+    None without volume or with an unknown quote volume (an imported candle). The dashboard's float VWAP
+    (dashboard/features.py) is the same ratio of these texts, for charts."""
+    if not volume or quote_volume is None:
+        return None
+    return eight_places(_CTX.divide(quote_volume, volume))
+
 
 CANDLE_COLUMNS = [
     "symbol", "interval", "open_time", "open", "high", "low", "close", "volume", "quote_volume", "trades",

@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from worker.candles import ALL_INTERVALS, CANDLE_COLUMNS, STORED_INTERVALS, partial_candles
+from worker.candles import ALL_INTERVALS, CANDLE_COLUMNS, STORED_INTERVALS, partial_candles, vwap_text
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS trades (
@@ -78,7 +78,7 @@ _OUT = """
     trades,
     CAST(taker_buy_volume AS VARCHAR) AS taker_buy_volume,
     CAST(CAST(round(taker_buy_quote_volume, 8) AS DECIMAL(38, 8)) AS VARCHAR) AS taker_buy_quote_volume,
-    CASE WHEN volume > 0 THEN CAST(CAST(round(quote_volume / volume, 8) AS DECIMAL(38, 8)) AS VARCHAR) END AS vwap,
+    quote_volume AS _quote_exact, volume AS _volume_exact,
     close_time, source
 """
 
@@ -200,7 +200,10 @@ class CandleStore:
             df = cur.sql(sql, params=params).pl()
         finally:
             cur.close()
-        return df.sort("open_time")
+        # VWAP in Python, by worker.candles.vwap_text: DuckDB divides decimals in floating point
+        exact = zip(df["_quote_exact"].to_list(), df["_volume_exact"].to_list(), strict=True)
+        vwap = [vwap_text(q, v) for q, v in exact]
+        return df.with_columns(pl.Series("vwap", vwap, dtype=pl.String)).select(OUTPUT_COLUMNS).sort("open_time")
 
     def symbols(self) -> list[dict[str, object]]:
         cur = self.con.cursor()
