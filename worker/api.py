@@ -125,41 +125,51 @@ class _InternalErrors:
                 await answer(scope, receive, send)
 
 
-def create_app(store: CandleStore, redis_ok: Callable[[], bool], settings: Settings | None = None,
-               verify: Callable[[str, int, int], dict[str, Any]] | None = None,
-               research: Any | None = None, book: BookReader | None = None) -> Starlette:
-    max_body = int((settings.api_max_body_mb if settings else 50.0) * 1_048_576)
-    max_rows = settings.import_max_rows if settings else 1_000_000
-    token = settings.access_token if settings else ""
+def _candles_query(request: Request) -> tuple[str, str, int | None, int | None, int, str]:
+    """GET /candles parameters: (symbol, interval, start, end, limit, format); BadRequest naming the one wrong."""
+    symbol = _symbol(request)
+    interval = _interval(request, ALL_INTERVALS)
+    q = request.query_params
+    start = parse_time_ms(q["start"], "start") if q.get("start") else None
+    end = parse_time_ms(q["end"], "end") if q.get("end") else None
+    try:
+        limit = int(q.get("limit", DEFAULT_LIMIT if start is None else MAX_LIMIT))
+    except ValueError:
+        raise BadRequest("limit: must be an integer") from None
+    if not 1 <= limit <= MAX_LIMIT:
+        raise BadRequest(f"limit: must be between 1 and {MAX_LIMIT}")
+    fmt = q.get("format", "json")
+    if fmt not in ("json", "csv"):
+        raise BadRequest("format: json or csv")
+    return symbol, interval, start, end, limit, fmt
 
-    async def health(request: Request) -> JSONResponse:
-        db = await asyncio.to_thread(store.ping)
-        red = await asyncio.to_thread(redis_ok)
+
+class _CandleRoutes:
+    """The candle API's handlers (one method per route), over one store."""
+
+    def __init__(self, store: CandleStore, redis_ok: Callable[[], bool], max_body: int, max_rows: int,
+                 verify: Callable[[str, int, int], dict[str, Any]] | None) -> None:
+        self.store = store
+        self.redis_ok = redis_ok
+        self.max_body = max_body
+        self.max_rows = max_rows
+        self.verify = verify
+
+    async def health(self, request: Request) -> JSONResponse:
+        db = await asyncio.to_thread(self.store.ping)
+        red = await asyncio.to_thread(self.redis_ok)
         ok = db and red
         return JSONResponse({"status": "ok" if ok else "degraded", "db": db, "redis": red}, 200 if ok else 503)
 
-    async def symbols(request: Request) -> JSONResponse:
-        return JSONResponse({"symbols": await asyncio.to_thread(store.symbols)})
+    async def symbols(self, request: Request) -> JSONResponse:
+        return JSONResponse({"symbols": await asyncio.to_thread(self.store.symbols)})
 
-    async def candles(request: Request) -> Response:
+    async def candles(self, request: Request) -> Response:
         try:
-            symbol = _symbol(request)
-            interval = _interval(request, ALL_INTERVALS)
-            q = request.query_params
-            start = parse_time_ms(q["start"], "start") if q.get("start") else None
-            end = parse_time_ms(q["end"], "end") if q.get("end") else None
-            try:
-                limit = int(q.get("limit", DEFAULT_LIMIT if start is None else MAX_LIMIT))
-            except ValueError:
-                raise BadRequest("limit: must be an integer") from None
-            if not 1 <= limit <= MAX_LIMIT:
-                raise BadRequest(f"limit: must be between 1 and {MAX_LIMIT}")
-            fmt = q.get("format", "json")
-            if fmt not in ("json", "csv"):
-                raise BadRequest("format: json or csv")
+            symbol, interval, start, end, limit, fmt = _candles_query(request)
         except BadRequest as exc:
             return JSONResponse({"error": str(exc)}, 400)
-        df = await asyncio.to_thread(store.candles, symbol, interval, start, end, limit)
+        df = await asyncio.to_thread(self.store.candles, symbol, interval, start, end, limit)
         if fmt == "csv":
             filename = f"{symbol}-{interval}.csv"
             return Response(
@@ -168,14 +178,14 @@ def create_app(store: CandleStore, redis_ok: Callable[[], bool], settings: Setti
             )
         return JSONResponse({"symbol": symbol, "interval": interval, "candles": df.to_dicts()})
 
-    async def import_candles(request: Request) -> JSONResponse:
+    async def import_candles(self, request: Request) -> JSONResponse:
         try:
             symbol = _symbol(request)
             interval = _interval(request, STORED_INTERVALS)
-            body = await read_body(request, max_body)
-            parsed = await asyncio.to_thread(parse_import_csv, body, STORED_INTERVALS[interval], max_rows)
+            body = await read_body(request, self.max_body)
+            parsed = await asyncio.to_thread(parse_import_csv, body, STORED_INTERVALS[interval], self.max_rows)
             del body
-            imported, skipped = await asyncio.to_thread(store.import_candles, symbol, interval, parsed.frame)
+            imported, skipped = await asyncio.to_thread(self.store.import_candles, symbol, interval, parsed.frame)
         except BadRequest as exc:
             return JSONResponse({"error": str(exc)}, 400)
         except BodyError as exc:
@@ -183,9 +193,9 @@ def create_app(store: CandleStore, redis_ok: Callable[[], bool], settings: Setti
         return JSONResponse({"imported": imported, "skipped": skipped, "unit": parsed.unit,
                              "first": parsed.first, "last": parsed.last, "rows": parsed.frame.height})
 
-    async def verify_candles(request: Request) -> JSONResponse:
+    async def verify_candles(self, request: Request) -> JSONResponse:
         # worker.backfill.kline_check: ValueError is the caller's mistake, RuntimeError "cannot run now"
-        if verify is None:
+        if self.verify is None:
             return JSONResponse({"error": "the kline check has no REST source here (SOURCE=synthetic, or "
                                           "BACKFILL_ENABLED and KLINE_CHECK both off)"}, 503)
         try:
@@ -194,19 +204,28 @@ def create_app(store: CandleStore, redis_ok: Callable[[], bool], settings: Setti
             if not q.get("start") or not q.get("end"):
                 raise BadRequest("start, end: both required (open times, inclusive)")
             start, end = parse_time_ms(q["start"], "start"), parse_time_ms(q["end"], "end")
-            return JSONResponse(await asyncio.to_thread(verify, symbol, start, end))
+            return JSONResponse(await asyncio.to_thread(self.verify, symbol, start, end))
         except ValueError as exc:
             return JSONResponse({"error": str(exc)}, 400)
         except RuntimeError as exc:
             return JSONResponse({"error": str(exc)}, 503)
 
+
+def create_app(store: CandleStore, redis_ok: Callable[[], bool], settings: Settings | None = None,
+               verify: Callable[[str, int, int], dict[str, Any]] | None = None,
+               research: Any | None = None, book: BookReader | None = None) -> Starlette:
+    max_body = int((settings.api_max_body_mb if settings else 50.0) * 1_048_576)
+    max_rows = settings.import_max_rows if settings else 1_000_000
+    token = settings.access_token if settings else ""
+
+    h = _CandleRoutes(store, redis_ok, max_body, max_rows, verify)
     return Starlette(
         routes=[
-            Route("/health", health),
-            Route("/symbols", symbols),
-            Route("/candles", candles),
-            Route("/candles/import", import_candles, methods=["POST"]),
-            Route("/candles/verify", verify_candles, methods=["POST"]),
+            Route("/health", h.health),
+            Route("/symbols", h.symbols),
+            Route("/candles", h.candles),
+            Route("/candles/import", h.import_candles, methods=["POST"]),
+            Route("/candles/verify", h.verify_candles, methods=["POST"]),
             # issue 9: /research/* (worker/api_research.py), when the worker runs the research thread
             *(research_routes(research, max_body) if research is not None else []),
             # issue 11: GET /book (worker/api_book.py), the book role's output in Redis

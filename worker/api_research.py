@@ -19,6 +19,7 @@ import io
 import json
 import math
 import re
+from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -94,20 +95,59 @@ def scan_csv(run: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
-def research_routes(svc: ResearchService, max_body: int) -> list[Route]:
-    rs = svc.rs
+def _scan_body(body: dict[str, Any]) -> tuple[list[str] | None, str | None]:
+    """POST /research/scan body -> (symbols, interval); ValueError naming the field."""
+    unknown = set(body) - {"symbols", "interval", "lookback", "max_lag"}
+    if unknown:
+        raise ValueError(f"{sorted(unknown)[0]}: unknown field (use symbols, interval, lookback, max_lag)")
+    syms = _symbols(body.get("symbols"))
+    interval = body.get("interval")
+    if interval is not None and not isinstance(interval, str):
+        raise ValueError("interval: must be text like 1m")
+    return syms, interval
 
-    async def post_scan(request: Request) -> JSONResponse:
+
+def _scan_query(request: Request) -> tuple[str, str]:
+    """GET /research/scan parameters -> (run, format); ValueError naming the parameter."""
+    which = request.query_params.get("run", "latest")
+    fmt = request.query_params.get("format", "json")
+    if which != "latest" and not re.fullmatch(r"[0-9]{1,12}", which):
+        raise ValueError("run: latest or a run id")
+    if fmt not in ("json", "csv"):
+        raise ValueError("format: json or csv")
+    return which, fmt
+
+
+def _symbol_param(request: Request) -> str | None:
+    sym = request.query_params.get("symbol", "").strip().upper()
+    if sym and not is_symbol(sym):
+        raise ValueError("symbol: letters and digits like BTCUSDT")
+    return sym or None
+
+
+async def _garch_fits(request: Request, fits_of: Callable[[str | None], list[dict[str, Any]]]) -> JSONResponse:
+    """GET and POST /research/garch: the optional `symbol` parameter, then the fits (stored, or fitted now)."""
+    try:
+        sym = _symbol_param(request)
+    except ValueError as exc:
+        return _error(str(exc))
+    fits = await asyncio.to_thread(fits_of, sym)
+    return JSONResponse({"fits": [{k: _finite(v) for k, v in f.items()} for f in fits]})
+
+
+class _ResearchRoutes:
+    """The /research/* handlers (one method per route), over one research service."""
+
+    def __init__(self, svc: ResearchService, max_body: int) -> None:
+        self.svc = svc
+        self.rs = svc.rs
+        self.max_body = max_body
+
+    async def post_scan(self, request: Request) -> JSONResponse:
         try:
-            body = await _json_body(request, min(max_body, MAX_JSON_BYTES), optional=True)
-            unknown = set(body) - {"symbols", "interval", "lookback", "max_lag"}
-            if unknown:
-                raise ValueError(f"{sorted(unknown)[0]}: unknown field (use symbols, interval, lookback, max_lag)")
-            syms = _symbols(body.get("symbols"))
-            interval = body.get("interval")
-            if interval is not None and not isinstance(interval, str):
-                raise ValueError("interval: must be text like 1m")
-            run = await asyncio.to_thread(svc.scan, syms, interval, _int_or_none(body, "lookback"), "demand",
+            body = await _json_body(request, min(self.max_body, MAX_JSON_BYTES), optional=True)
+            syms, interval = _scan_body(body)
+            run = await asyncio.to_thread(self.svc.scan, syms, interval, _int_or_none(body, "lookback"), "demand",
                                           _int_or_none(body, "max_lag"))  # fmt: skip
         except BodyError as exc:
             return _error(str(exc), exc.status)
@@ -115,17 +155,15 @@ def research_routes(svc: ResearchService, max_body: int) -> list[Route]:
             return _error(str(exc))
         return JSONResponse({"run": run})
 
-    async def get_scan(request: Request) -> Response:
-        which = request.query_params.get("run", "latest")
-        fmt = request.query_params.get("format", "json")
-        if which != "latest" and not re.fullmatch(r"[0-9]{1,12}", which):
-            return _error("run: latest or a run id")
-        if fmt not in ("json", "csv"):
-            return _error("format: json or csv")
-        run = await asyncio.to_thread(rs.run, which)
+    async def get_scan(self, request: Request) -> Response:
+        try:
+            which, fmt = _scan_query(request)
+        except ValueError as exc:
+            return _error(str(exc))
+        run = await asyncio.to_thread(self.rs.run, which)
         if run is None:
             return _error(f"run: no {'finished scan yet' if which == 'latest' else 'scan ' + which}", 404)
-        frame = await asyncio.to_thread(rs.results, run["run_id"])
+        frame = await asyncio.to_thread(self.rs.results, run["run_id"])
         rows = frame.to_dicts()
         if fmt == "csv":
             name = f"scan-{run['run_id']}-{run['interval']}.csv"
@@ -134,46 +172,33 @@ def research_routes(svc: ResearchService, max_body: int) -> list[Route]:
         return JSONResponse({"run": run, "columns": list(RESULT_COLUMNS),
                              "rows": [{k: _finite(v) for k, v in r.items()} for r in rows]})  # fmt: skip
 
-    async def get_runs(request: Request) -> JSONResponse:
-        return JSONResponse({"runs": await asyncio.to_thread(rs.runs), "columns": list(RUN_COLUMNS)})
+    async def get_runs(self, request: Request) -> JSONResponse:
+        return JSONResponse({"runs": await asyncio.to_thread(self.rs.runs), "columns": list(RUN_COLUMNS)})
 
-    async def post_backtest(request: Request) -> JSONResponse:
+    async def post_backtest(self, request: Request) -> JSONResponse:
         try:
-            body = await _json_body(request, min(max_body, MAX_JSON_BYTES))
+            body = await _json_body(request, min(self.max_body, MAX_JSON_BYTES))
             req = research_backtest.parse(body)
-            return JSONResponse(await asyncio.to_thread(research_backtest.run, req, rs))
+            return JSONResponse(await asyncio.to_thread(research_backtest.run, req, self.rs))
         except BodyError as exc:
             return _error(str(exc), exc.status)
         except ValueError as exc:
             return _error(str(exc))
 
-    def _symbol_param(request: Request) -> str | None:
-        sym = request.query_params.get("symbol", "").strip().upper()
-        if sym and not is_symbol(sym):
-            raise ValueError("symbol: letters and digits like BTCUSDT")
-        return sym or None
+    async def get_garch(self, request: Request) -> JSONResponse:
+        return await _garch_fits(request, self.rs.garch_latest)
 
-    async def get_garch(request: Request) -> JSONResponse:
-        try:
-            sym = _symbol_param(request)
-        except ValueError as exc:
-            return _error(str(exc))
-        fits = await asyncio.to_thread(rs.garch_latest, sym)
-        return JSONResponse({"fits": [{k: _finite(v) for k, v in f.items()} for f in fits]})
+    async def post_garch(self, request: Request) -> JSONResponse:
+        return await _garch_fits(request, lambda sym: self.svc.garch([sym] if sym else None))
 
-    async def post_garch(request: Request) -> JSONResponse:
-        try:
-            sym = _symbol_param(request)
-        except ValueError as exc:
-            return _error(str(exc))
-        fits = await asyncio.to_thread(svc.garch, [sym] if sym else None)
-        return JSONResponse({"fits": [{k: _finite(v) for k, v in f.items()} for f in fits]})
 
+def research_routes(svc: ResearchService, max_body: int) -> list[Route]:
+    h = _ResearchRoutes(svc, max_body)
     return [
-        Route("/research/scan", post_scan, methods=["POST"]),
-        Route("/research/scan", get_scan, methods=["GET"]),
-        Route("/research/scan/runs", get_runs, methods=["GET"]),
-        Route("/research/backtest", post_backtest, methods=["POST"]),
-        Route("/research/garch", get_garch, methods=["GET"]),
-        Route("/research/garch", post_garch, methods=["POST"]),
+        Route("/research/scan", h.post_scan, methods=["POST"]),
+        Route("/research/scan", h.get_scan, methods=["GET"]),
+        Route("/research/scan/runs", h.get_runs, methods=["GET"]),
+        Route("/research/backtest", h.post_backtest, methods=["POST"]),
+        Route("/research/garch", h.get_garch, methods=["GET"]),
+        Route("/research/garch", h.post_garch, methods=["POST"]),
     ]
