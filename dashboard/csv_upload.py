@@ -199,8 +199,7 @@ def _file_unit(rows: list[list[str]], skip: int, idx: int) -> str | None:
     return None
 
 
-def parse_ohlc_csv(data: bytes | str, max_bytes: int = MAX_BYTES) -> ParsedCsv:
-    """Parse and validate; raise CsvError naming row and column of each problem (at most MAX_ERRORS)."""
+def _text(data: bytes | str, max_bytes: int) -> str:
     if isinstance(data, bytes):
         if len(data) > max_bytes:
             raise CsvError([f"file is {len(data) / 1_048_576:.1f} MiB; the limit is {max_bytes / 1_048_576:g} MiB"])
@@ -208,7 +207,53 @@ def parse_ohlc_csv(data: bytes | str, max_bytes: int = MAX_BYTES) -> ParsedCsv:
             data = data.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
             raise CsvError([f"file is not UTF-8 text (byte {exc.start})"]) from None
-    text = data.lstrip("\ufeff")
+    return data.lstrip("\ufeff")
+
+
+def _cell(canon: str, cell: str, unit: str | None, rec: dict[str, object], txt: dict[str, str]) -> None:
+    """One cell into the row's record (value) and texts (as written); ValueError/InvalidOperation when bad."""
+    if canon == "open_time":
+        rec[canon] = parse_time_ms(cell, unit)
+        txt[canon] = cell
+    elif canon == "symbol":
+        rec[canon] = cell.upper()
+    elif canon in NUMERIC:
+        if not cell and canon not in ("open", "high", "low", "close"):
+            return
+        txt[canon] = _decimal_text(cell)
+        rec[canon] = float(txt[canon])
+        if canon == "trades":
+            txt[canon] = str(int(Decimal(txt[canon])))
+
+
+def _row(lineno: int, row: list[str], columns: dict[str, int], names: dict[int, str], unit: str | None,
+         problems: list[str]) -> tuple[dict[str, object], dict[str, str]]:
+    """One data row -> (record, texts); its problems are appended to `problems`."""
+    rec: dict[str, object] = {}
+    txt: dict[str, str] = {}
+    for canon, idx in columns.items():
+        if idx >= len(row):
+            if canon in ("open_time", "open", "high", "low", "close"):
+                problems.append(f"row {lineno}, column {canon}: missing (row has {len(row)} fields)")
+            continue
+        cell = row[idx].strip()
+        if len(cell) > ohlc.MAX_CELL:
+            problems.append(f"row {lineno}, column {names[idx]}: {ohlc.show(cell)} is longer than "
+                            f"{ohlc.MAX_CELL} characters")
+            continue
+        try:
+            _cell(canon, cell, unit, rec, txt)
+        except (ValueError, InvalidOperation) as exc:
+            what = str(exc) if canon == "open_time" else f"{ohlc.show(cell)} is not a number"
+            problems.append(f"row {lineno}, column {names[idx]}: {what}")
+    if all(k in rec for k in ("open", "high", "low", "close")):
+        problems.extend(_check_row(lineno, rec))
+    return rec, txt
+
+
+def parse_ohlc_csv(data: bytes | str, max_bytes: int = MAX_BYTES) -> ParsedCsv:
+    """Parse and validate; raise CsvError naming row and column of each problem (at most MAX_ERRORS)."""
+    text = _text(data, max_bytes)
     lines = text.splitlines()
     if not any(line.strip() for line in lines):
         raise CsvError(["file is empty"])
@@ -226,36 +271,7 @@ def parse_ohlc_csv(data: bytes | str, max_bytes: int = MAX_BYTES) -> ParsedCsv:
         if len(problems) >= MAX_ERRORS:
             problems.append("… more problems not listed")
             break
-        rec: dict[str, object] = {}
-        txt: dict[str, str] = {}
-        for canon, idx in columns.items():
-            if idx >= len(row):
-                if canon in ("open_time", "open", "high", "low", "close"):
-                    problems.append(f"row {lineno}, column {canon}: missing (row has {len(row)} fields)")
-                continue
-            cell = row[idx].strip()
-            if len(cell) > ohlc.MAX_CELL:
-                problems.append(f"row {lineno}, column {names[idx]}: {ohlc.show(cell)} is longer than "
-                                f"{ohlc.MAX_CELL} characters")
-                continue
-            try:
-                if canon == "open_time":
-                    rec[canon] = parse_time_ms(cell, unit)
-                    txt[canon] = cell
-                elif canon == "symbol":
-                    rec[canon] = cell.upper()
-                elif canon in NUMERIC:
-                    if not cell and canon not in ("open", "high", "low", "close"):
-                        continue
-                    txt[canon] = _decimal_text(cell)
-                    rec[canon] = float(txt[canon])
-                    if canon == "trades":
-                        txt[canon] = str(int(Decimal(txt[canon])))
-            except (ValueError, InvalidOperation) as exc:
-                what = str(exc) if canon == "open_time" else f"{ohlc.show(cell)} is not a number"
-                problems.append(f"row {lineno}, column {names[idx]}: {what}")
-        if all(k in rec for k in ("open", "high", "low", "close")):
-            problems.extend(_check_row(lineno, rec))
+        rec, txt = _row(lineno, row, columns, names, unit, problems)
         records.append(rec)
         texts.append(txt)
         line_numbers.append(lineno)
