@@ -35,9 +35,9 @@ from qs_common.venues.binance.wire import (  # noqa: E402
     diff_from_msg,
     snapshot_from_msg,
 )
-from worker.book.book import OrderBook, _Side, scaled  # noqa: E402
-from worker.book.metrics import book_metrics  # noqa: E402
-from worker.book.sync import BookSync  # noqa: E402
+from qs_analytics.book.book import OrderBook, _Side, scaled  # noqa: E402
+from qs_analytics.book.metrics import book_metrics  # noqa: E402
+from qs_analytics.book.sync import BookSync  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures"
 RECORDINGS = {"BTCUSDT": "btcusdt_20240808.gz", "ETHUSDT": "ethusdt_20240808.gz"}

@@ -1,7 +1,7 @@
 """The worker's book role: exact local order books from stream:depth, their top levels and metrics in Redis.
 
 `BookHandler` is the `book` consumer group's handler. Entries are depth diffs and snapshots in stream order
-(`qs_common.codec.decode_depth`); each symbol has one `worker.book.sync.BookSync`. A snapshot entry comes from a
+(`qs_common.codec.decode_depth`); each symbol has one `qs_analytics.book.sync.BookSync`. A snapshot entry comes from a
 replay (the recording's REST line) or from `SnapshotFetcher`, which fetches the REST depth when a book needs one
 and adds it to the same stream: so a snapshot meets the diffs in arrival order, exactly as Binance's procedure
 buffers them, and the consumer's hot loop never waits for HTTP. A snapshot that arrives while its book is
@@ -35,8 +35,8 @@ from qs_common.venues.binance.config import DEPTH_ENDPOINTS
 from qs_common.venues.binance.config import Venue as BinanceVenue
 from qs_common.venues.binance.wire import DepthSnapshotMsg, snapshot_from_msg
 from worker.backfill.client import FetchError, KlinesClient, Stopped
-from worker.book.metrics import book_metrics
-from worker.book.sync import Action, BookSync
+from qs_analytics.book.metrics import book_metrics
+from qs_analytics.book.sync import Action, BookSync
 from worker.consumer import Entry, Rejected
 
 log = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 the cost of entering a spread trade by walking both legs' books.
 
 Levels arrive as Binance's exact decimal text; they become floats only here, for drawing. The walk-the-book cost
-is the worker's own function (`worker.book.metrics.market_cost_bps`, exact), run on the levels the book role
+is the worker's own function (`qs_analytics.book.metrics.market_cost_bps`, exact), run on the levels the book role
 publishes (BOOK_LEVELS a side): a notional deeper than those levels has no figure rather than a wrong one.
 """
 
@@ -17,8 +17,8 @@ import plotly.graph_objects as go
 from dashboard.components.charts import DOWN, UP
 from dashboard.safe import plotly
 from qs_common.depth import DepthSnapshot
-from worker.book.book import OrderBook
-from worker.book.metrics import market_cost_bps
+from qs_analytics.book.book import OrderBook
+from qs_analytics.book.metrics import market_cost_bps
 
 Side = Literal["buy", "sell"]
 

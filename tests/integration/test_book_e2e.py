@@ -4,7 +4,7 @@ a real worker `--role book`, its output in Redis.
 Oracle: a book ticker's `u` is the update id of the book state it shows (../shared/realdata/README.md). Each
 recording is cut right after its last depth diff whose u is some book ticker's u, so the worker's final book
 must show exactly that ticker's best bid and ask, and equal, level for level, the pure book
-(`worker.book`, checked against all 564 + 577 such moments in tests/unit/test_book_realdata.py) fed the same
+(`qs_analytics.book`, checked against all 564 + 577 such moments in tests/unit/test_book_realdata.py) fed the same
 events. A withheld diff must be detected as a break and repaired from a local REST depth server.
 """
 
@@ -24,7 +24,7 @@ from tests.conftest import free_port, python_module, service_env
 from tests.integration.depth_server import DepthServer
 from tests.integration.procs import Proc, drained, run_replay, status, wait_for
 from tests.unit.test_book_realdata import FIXTURES, RECORDINGS, feed, recording
-from worker.book.sync import BookSync
+from qs_analytics.book.sync import BookSync
 
 LEVELS = 5_000
 

@@ -1,4 +1,4 @@
-"""The local book (worker.book.book) against a plain dict of Decimal prices, and its exact decimal keys."""
+"""The local book (qs_analytics.book.book) against a plain dict of Decimal prices, and its exact decimal keys."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from qs_common.depth import DepthSnapshot
-from worker.book.book import OrderBook, is_zero, scaled
+from qs_analytics.book.book import OrderBook, is_zero, scaled
 
 
 @st.composite

@@ -1,4 +1,4 @@
-"""Book metrics (worker.book.metrics): a hand-worked book, and random books against a Fraction reference that
+"""Book metrics (qs_analytics.book.metrics): a hand-worked book, and random books against a Fraction reference that
 reads the decimal text directly (not the book's scaled integers)."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from qs_common.depth import DepthSnapshot
-from worker.book.book import OrderBook
-from worker.book.metrics import book_metrics, depth_within, imbalance, market_cost_bps
+from qs_analytics.book.book import OrderBook
+from qs_analytics.book.metrics import book_metrics, depth_within, imbalance, market_cost_bps
 
 
 def make(bids, asks) -> OrderBook:

@@ -22,7 +22,7 @@ from qs_common.venues.binance.wire import (
     diff_from_msg,
     snapshot_from_msg,
 )
-from worker.book.sync import Action, BookSync
+from qs_analytics.book.sync import Action, BookSync
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 RECORDINGS = {"BTCUSDT": "btcusdt_20240808.gz", "ETHUSDT": "ethusdt_20240808.gz"}

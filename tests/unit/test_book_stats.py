@@ -8,7 +8,7 @@ import json
 from qs_analytics.alerts import AlertEvaluator, AlertRule
 from qs_analytics.names import SYMBOL_METRIC_NAMES
 from tests.unit.test_dashboard_orderbook import real_book
-from worker.book.metrics import book_metrics
+from qs_analytics.book.metrics import book_metrics
 from worker.book_service import COST_NOTIONALS, book_stats
 
 

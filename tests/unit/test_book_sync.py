@@ -1,11 +1,11 @@
-"""Binance's local-book rules per venue (worker.book.sync), on small hand-made diffs."""
+"""Binance's local-book rules per venue (qs_analytics.book.sync), on small hand-made diffs."""
 
 from __future__ import annotations
 
 import pytest
 
 from qs_common.depth import DepthDiff, DepthSnapshot
-from worker.book.sync import Action, BookSync
+from qs_analytics.book.sync import Action, BookSync
 
 
 def diff(first: int, final: int, pu: int | None = None, bids=(), asks=(), symbol: str = "BTCUSDT") -> DepthDiff:

@@ -1,6 +1,6 @@
 """One symbol's exact local L2 order book: absolute quantities per price, from a snapshot and depth diffs.
 
-Pure: no I/O, no clock. Continuity of update ids is `worker.book.sync`'s business; this class only applies
+Pure: no I/O, no clock. Continuity of update ids is `qs_analytics.book.sync`'s business; this class only applies
 levels. Prices are keyed by an exact scaled integer (10^-8 units: Binance sends at most 8 decimal places, and
 `qs_common.models.DecimalText` admits more only as trailing zeros), so "61837.63" and "61837.63000000" are one
 level; the text last received for a level is kept and returned unchanged, so output is Binance's own decimal text.

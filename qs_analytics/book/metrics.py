@@ -22,7 +22,7 @@ from fractions import Fraction
 from itertools import islice
 from typing import Literal
 
-from worker.book.book import SCALE, OrderBook
+from qs_analytics.book.book import SCALE, OrderBook
 
 IMBALANCE_LEVELS = (1, 5, 10)
 DEPTH_BANDS_BPS = (5, 10, 25)
