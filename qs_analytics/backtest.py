@@ -138,6 +138,14 @@ def half_spread_rates(spread_bps: Sequence[float | None] | None, n: int, name: s
     return out
 
 
+def _check_lengths(n: int, y: Sequence[float], beta: Sequence[float | None] | None,
+                   z: Sequence[float | None] | None) -> None:
+    if len(y) != n:
+        raise ValueError(f"x has {n} rows but y has {len(y)}")
+    if (beta is None) != (z is None) or (beta is not None and z is not None and (len(beta) != n or len(z) != n)):
+        raise ValueError(f"beta and z must be given together, {n} values each")
+
+
 def run_backtest(
     x: Sequence[float],
     y: Sequence[float],
@@ -155,10 +163,7 @@ def run_backtest(
     """
     p.check()
     n = len(x)
-    if len(y) != n:
-        raise ValueError(f"x has {n} rows but y has {len(y)}")
-    if (beta is None) != (z is None) or (beta is not None and z is not None and (len(beta) != n or len(z) != n)):
-        raise ValueError(f"beta and z must be given together, {n} values each")
+    _check_lengths(n, y, beta, z)
     if beta is None or z is None:
         beta, z = beta_z_columns(x, y, p.window, p.beta_source, p.huber_every)
     cost_rate = (p.fee_bps + p.slippage_bps) / 1e4
@@ -205,20 +210,33 @@ def run_backtest(
         if zt is None or not math.isfinite(zt) or t == n - 1 or t < first_decision_row:
             continue  # no decision on an empty z; one at the last row would never be filled
         if pos is None:
-            if S is not None and abs(zt) >= S:
-                continue
-            bt = beta[t]
-            if bt is None or not math.isfinite(bt):
-                continue
-            if zt >= E:
-                pending_entry = (SHORT, bt, t)
-            elif zt <= -E:
-                pending_entry = (LONG, bt, t)
+            pending_entry = _entry_signal(zt, beta[t], t, E, S)
         else:
-            if S is not None and abs(zt) >= S:
-                pending_exit = "stop"
-            elif (pos.side == LONG and zt >= -X) or (pos.side == SHORT and zt <= X):
-                pending_exit = "exit"
-            elif K is not None and t - pos.entry_row >= K:
-                pending_exit = "max_hold"
+            pending_exit = _exit_reason(pos, zt, t, X, S, K)
     return BacktestResult(trades, equity, held, pos, traded)
+
+
+def _entry_signal(zt: float, bt: float | None, t: int, entry: float,
+                  stop: float | None) -> tuple[str, float, int] | None:
+    """Flat at row t: (side, β, t) to enter at the next row, or None (no signal, past the stop, no β)."""
+    if stop is not None and abs(zt) >= stop:
+        return None
+    if bt is None or not math.isfinite(bt):
+        return None
+    if zt >= entry:
+        return (SHORT, bt, t)
+    if zt <= -entry:
+        return (LONG, bt, t)
+    return None
+
+
+def _exit_reason(pos: OpenPosition, zt: float, t: int, exit_z: float, stop: float | None,
+                 max_hold: int | None) -> str | None:
+    """Holding at row t: why to close at the next row (stop, exit, max_hold), or None to keep holding."""
+    if stop is not None and abs(zt) >= stop:
+        return "stop"
+    if (pos.side == LONG and zt >= -exit_z) or (pos.side == SHORT and zt <= exit_z):
+        return "exit"
+    if max_hold is not None and t - pos.entry_row >= max_hold:
+        return "max_hold"
+    return None

@@ -99,21 +99,7 @@ class PairEngine:
         """Add one aligned observation; return every warm metric (nan/inf mean "not defined": left out)."""
         self.n += 1
         out: dict[str, float] = {"n": float(self.n)}
-        ols = self._ols.update(x, y, ts_ms)
-        if ols is not None and ols.reason is None:
-            ob = ols.beta
-            oa = ols.alpha
-            out["ols_beta"] = ob
-            out["ols_alpha"] = oa
-            if ols.r2 == ols.r2:
-                out["ols_r2"] = ols.r2
-            if ols.resid_std == ols.resid_std:
-                out["ols_resid_std"] = ols.resid_std
-            s_ols = spread(y, x, ob, oa)
-            out["spread_ols"] = s_ols
-            zo = self._z_ols.update(s_ols, ts_ms)
-            if zo is not None and zo.z == zo.z:
-                out["zscore_ols"] = zo.z
+        self._ols_metrics(out, ts_ms, y, x)
         k = self._kalman.update(x, y)
         out["kalman_beta"] = k.beta
         out["kalman_alpha"] = k.alpha
@@ -131,23 +117,7 @@ class PairEngine:
                 out["theilsen_alpha"] = theil.alpha
         b = out.get(self._beta_key)
         if b is not None:
-            a = out[self._alpha_key]
-            fv = b * x + a
-            sp = spread(y, x, b, a)  # the one definition: spread_ols, the batch CLI and the dashboard use it too
-            out["hedge_beta"] = b
-            out["hedge_alpha"] = a
-            out["fair_value"] = fv
-            out["spread"] = sp
-            z = self._z.update(sp, ts_ms)
-            self._legs.append((y, x))
-            if z is not None:
-                if z.z == z.z:
-                    out["zscore"] = z.z
-                out["spread_mean"] = z.mean
-                out["spread_std"] = z.std
-            self._hl_since += 1
-            if self._hl_since >= self.config.half_life_every_n or not self._hl_done:
-                self._refresh_half_life()
+            self._hedge_metrics(out, ts_ms, y, x, b, out[self._alpha_key])
         c = self._corr.update(x, y, ts_ms)
         if c is not None and c == c:
             out["corr"] = c
@@ -156,6 +126,43 @@ class PairEngine:
         if self._adf_metrics:
             out.update(self._adf_metrics)
         return out
+
+    def _ols_metrics(self, out: dict[str, float], ts_ms: int, y: float, x: float) -> None:
+        ols = self._ols.update(x, y, ts_ms)
+        if ols is None or ols.reason is not None:
+            return
+        ob = ols.beta
+        oa = ols.alpha
+        out["ols_beta"] = ob
+        out["ols_alpha"] = oa
+        if ols.r2 == ols.r2:
+            out["ols_r2"] = ols.r2
+        if ols.resid_std == ols.resid_std:
+            out["ols_resid_std"] = ols.resid_std
+        s_ols = spread(y, x, ob, oa)
+        out["spread_ols"] = s_ols
+        zo = self._z_ols.update(s_ols, ts_ms)
+        if zo is not None and zo.z == zo.z:
+            out["zscore_ols"] = zo.z
+
+    def _hedge_metrics(self, out: dict[str, float], ts_ms: int, y: float, x: float, b: float, a: float) -> None:
+        """The chosen hedge (β, α): fair value, spread and its z-score, half-life."""
+        fv = b * x + a
+        sp = spread(y, x, b, a)  # the one definition: spread_ols, the batch CLI and the dashboard use it too
+        out["hedge_beta"] = b
+        out["hedge_alpha"] = a
+        out["fair_value"] = fv
+        out["spread"] = sp
+        z = self._z.update(sp, ts_ms)
+        self._legs.append((y, x))
+        if z is not None:
+            if z.z == z.z:
+                out["zscore"] = z.z
+            out["spread_mean"] = z.mean
+            out["spread_std"] = z.std
+        self._hl_since += 1
+        if self._hl_since >= self.config.half_life_every_n or not self._hl_done:
+            self._refresh_half_life()
 
     def _refresh_half_life(self) -> None:
         if self._z.n < min(_HALF_LIFE_MIN, self.config.window):
