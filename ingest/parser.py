@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
@@ -210,6 +210,11 @@ def _parse_slow(recv_ns: int, raw: bytes, rules: EdgeRules) -> ParseResult:
         except ValidationError as err:
             return Rejected(f"invalid {_clip(kind)} frame: {_first_error(err)}")
         return Skipped(f"stream {_clip(kind or stream)!r} not published")
+    return _not_a_stream_frame(doc)
+
+
+def _not_a_stream_frame(doc: dict[str, Any]) -> ParseResult:
+    """A JSON object without `stream` and `data`: a reply the venue may send on the same socket, or garbage."""
     if "lastUpdateId" in doc and "bids" in doc:
         return Skipped("REST depth snapshot")
     if "result" in doc and "id" in doc:
