@@ -28,6 +28,9 @@ if str(ROOT) not in sys.path:
 from sortedcontainers import SortedList  # noqa: E402  (installed with hypothesis: a dev-only comparison)
 
 from bench.common import load, machine  # noqa: E402
+from qs_analytics.book.book import OrderBook, _Side, scaled  # noqa: E402
+from qs_analytics.book.metrics import book_metrics  # noqa: E402
+from qs_analytics.book.sync import BookSync  # noqa: E402
 from qs_common.depth import DepthDiff, DepthSnapshot  # noqa: E402
 from qs_common.venues.binance.wire import (  # noqa: E402
     DepthSnapshotMsg,
@@ -35,9 +38,6 @@ from qs_common.venues.binance.wire import (  # noqa: E402
     diff_from_msg,
     snapshot_from_msg,
 )
-from qs_analytics.book.book import OrderBook, _Side, scaled  # noqa: E402
-from qs_analytics.book.metrics import book_metrics  # noqa: E402
-from qs_analytics.book.sync import BookSync  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures"
 RECORDINGS = {"BTCUSDT": "btcusdt_20240808.gz", "ETHUSDT": "ethusdt_20240808.gz"}

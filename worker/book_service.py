@@ -28,6 +28,8 @@ from typing import Any
 import redis
 
 from qs_analytics.alerts import AlertEvaluator, AlertRule
+from qs_analytics.book.metrics import book_metrics
+from qs_analytics.book.sync import Action, BookSync
 from qs_common import codec, keys
 from qs_common.depth import DepthDiff, DepthSnapshot, Venue
 from qs_common.settings import Settings, Source
@@ -35,8 +37,6 @@ from qs_common.venues.binance.config import DEPTH_ENDPOINTS
 from qs_common.venues.binance.config import Venue as BinanceVenue
 from qs_common.venues.binance.wire import DepthSnapshotMsg, snapshot_from_msg
 from worker.backfill.client import FetchError, KlinesClient, Stopped
-from qs_analytics.book.metrics import book_metrics
-from qs_analytics.book.sync import Action, BookSync
 from worker.consumer import Entry, Rejected
 
 log = logging.getLogger(__name__)

@@ -16,9 +16,9 @@ import plotly.graph_objects as go
 
 from dashboard.components.charts import DOWN, UP
 from dashboard.safe import plotly
-from qs_common.depth import DepthSnapshot
 from qs_analytics.book.book import OrderBook
 from qs_analytics.book.metrics import market_cost_bps
+from qs_common.depth import DepthSnapshot
 
 Side = Literal["buy", "sell"]
 

@@ -21,8 +21,8 @@ from collections import deque
 from dataclasses import dataclass
 from enum import StrEnum
 
-from qs_common.depth import DepthDiff, DepthSnapshot, Venue
 from qs_analytics.book.book import OrderBook
+from qs_common.depth import DepthDiff, DepthSnapshot, Venue
 
 # Diffs kept while a snapshot is on its way. 100 ms diffs: 10,000 is over 16 minutes, far longer than a
 # weight-limited REST call; past it the oldest go, and the straddle check then asks for a newer snapshot.

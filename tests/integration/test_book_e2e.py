@@ -19,12 +19,12 @@ import httpx
 import redis
 
 from qs_analytics.alerts import AlertRule
+from qs_analytics.book.sync import BookSync
 from qs_common.depth import DepthDiff, DepthSnapshot
 from tests.conftest import free_port, python_module, service_env
 from tests.integration.depth_server import DepthServer
 from tests.integration.procs import Proc, drained, run_replay, status, wait_for
 from tests.unit.test_book_realdata import FIXTURES, RECORDINGS, feed, recording
-from qs_analytics.book.sync import BookSync
 
 LEVELS = 5_000
 

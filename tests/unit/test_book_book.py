@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qs_common.depth import DepthSnapshot
 from qs_analytics.book.book import OrderBook, is_zero, scaled
+from qs_common.depth import DepthSnapshot
 
 
 @st.composite

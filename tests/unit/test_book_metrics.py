@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qs_common.depth import DepthSnapshot
 from qs_analytics.book.book import OrderBook
 from qs_analytics.book.metrics import book_metrics, depth_within, imbalance, market_cost_bps
+from qs_common.depth import DepthSnapshot
 
 
 def make(bids, asks) -> OrderBook:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from qs_analytics.book.sync import Action, BookSync
 from qs_common.depth import DepthDiff, DepthSnapshot
 from qs_common.venues.binance.wire import (
     BookTickerMsg,
@@ -22,7 +23,6 @@ from qs_common.venues.binance.wire import (
     diff_from_msg,
     snapshot_from_msg,
 )
-from qs_analytics.book.sync import Action, BookSync
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 RECORDINGS = {"BTCUSDT": "btcusdt_20240808.gz", "ETHUSDT": "ethusdt_20240808.gz"}

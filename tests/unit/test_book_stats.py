@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 
 from qs_analytics.alerts import AlertEvaluator, AlertRule
+from qs_analytics.book.metrics import book_metrics
 from qs_analytics.names import SYMBOL_METRIC_NAMES
 from tests.unit.test_dashboard_orderbook import real_book
-from qs_analytics.book.metrics import book_metrics
 from worker.book_service import COST_NOTIONALS, book_stats
 
 

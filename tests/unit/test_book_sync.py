@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from qs_common.depth import DepthDiff, DepthSnapshot
 from qs_analytics.book.sync import Action, BookSync
+from qs_common.depth import DepthDiff, DepthSnapshot
 
 
 def diff(first: int, final: int, pu: int | None = None, bids=(), asks=(), symbol: str = "BTCUSDT") -> DepthDiff:

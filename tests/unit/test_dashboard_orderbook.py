@@ -10,12 +10,12 @@ import pytest
 import redis
 
 from dashboard.safe import md
+from qs_analytics.book.metrics import book_metrics, market_cost_bps
+from qs_analytics.book.sync import BookSync
 from qs_common import keys
 from tests.integration.browser_util import WorkerApi
 from tests.unit.test_book_realdata import recording
 from tests.unit.test_dashboard_app import run_page, services, texts, values
-from qs_analytics.book.metrics import book_metrics, market_cost_bps
-from qs_analytics.book.sync import BookSync
 from worker.book_service import book_json
 
 __all__ = ["services"]  # the module-scoped fixture: a real redis-server and worker API
