@@ -7,6 +7,7 @@ real server, seeded with the keys the worker writes.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import math
 import os
@@ -42,6 +43,46 @@ def start_redis() -> Iterator[str]:
         server.proc.terminate()
         server.proc.wait(5)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    """Until `url` answers; fails at once when `proc` (the server behind it) exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
+        try:
+            with urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.3)
+    raise TimeoutError(url)
+
+
+def stop(proc: subprocess.Popen[bytes], timeout: float = 15) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@contextlib.contextmanager
+def dashboard_server(redis_url: str, api_url: str, env: dict[str, str], prefix: str) -> Iterator[str]:
+    """`python -m dashboard` on a free port (for these symbols and pair), its URL while the block runs."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    port = free_port()
+    full = {**os.environ, "REDIS_URL": redis_url, "API_URL": api_url, "SYMBOLS": "BTCUSDT,ETHUSDT",
+            "PAIRS": "ETHUSDT/BTCUSDT", "DASHBOARD_HOST": "127.0.0.1", "PYTHONPATH": str(ROOT), **env}
+    with (tmp / "streamlit.log").open("wb") as log:
+        ui = subprocess.Popen([sys.executable, "-m", "dashboard", "--port", str(port)], cwd=tmp, env=full,
+                              stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/_stcore/health", ui)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop(ui)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def kline_candles() -> dict[str, list[dict[str, str]]]:

@@ -4,6 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.integration.browser_util import Chromium
 from tests.integration.procs import Proc
 
 
@@ -15,3 +16,13 @@ def _no_orphan_processes() -> Iterator[None]:
         if proc.p.poll() is None:
             proc.p.kill()
             proc.p.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Chromium]:
+    """One headless chromium per test module (the browser tests')."""
+    b = Chromium()
+    try:
+        yield b
+    finally:
+        b.close()

@@ -14,12 +14,11 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.request import urlopen
 
 import pytest
 import redis
 
-from tests.integration.browser_util import Chromium, free_port, start_redis
+from tests.integration.browser_util import Chromium, free_port, start_redis, wait_http
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -34,19 +33,6 @@ PLOT_POINTS = """Array.from(document.querySelectorAll('.js-plotly-plot')).map(
   p => (p.data || []).reduce((n, t) => n + ((t.x || t.z || t.open || []).length || 0), 0))"""
 EXCEPTIONS = "document.querySelectorAll('[data-testid=\"stException\"]').length"
 IDLE = "!document.querySelector('[data-testid=\"stStatusWidget\"]') && document.readyState === 'complete'"
-
-
-def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
-        try:
-            with urlopen(url, timeout=2):
-                return
-        except OSError:
-            time.sleep(0.3)
-    raise TimeoutError(url)
 
 
 def _spawn(procs: list[subprocess.Popen[bytes]], log: Path, env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
@@ -75,7 +61,7 @@ def dashboard_url() -> Iterator[str]:
     procs: list[subprocess.Popen[bytes]] = []
     try:
         worker = _spawn(procs, tmp / "worker.log", env, "-m", "worker")
-        _wait_http(f"http://127.0.0.1:{api_port}/health", worker)
+        wait_http(f"http://127.0.0.1:{api_port}/health", worker)
         app = str(ROOT / "dashboard" / "app.py")
         ui = _spawn(
             procs,
@@ -96,7 +82,7 @@ def dashboard_url() -> Iterator[str]:
             a for f in ("btcusdt_20240808.gz", "ethusdt_20240808.gz") for a in ("--replay-file", str(FIXTURES / f))
         ]
         ingest = _spawn(procs, tmp / "ingest.log", env, "-m", "ingest", "--source", "replay", "--speed", "0", *replay)
-        _wait_http(f"http://127.0.0.1:{ui_port}/_stcore/health", ui)
+        wait_http(f"http://127.0.0.1:{ui_port}/_stcore/health", ui)
         # the replay paces itself on the consumers; on a loaded 2-core machine it takes a minute or two
         assert ingest.wait(INGEST_TIMEOUT_S) == 0, (tmp / "ingest.log").read_text()[-2000:]
         r = redis.Redis.from_url(redis_url)
@@ -114,15 +100,6 @@ def dashboard_url() -> Iterator[str]:
                     p.kill()
         redis_server.close()
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Chromium]:
-    b = Chromium()
-    try:
-        yield b
-    finally:
-        b.close()
 
 
 def _settle(b: Chromium, url: str) -> None:

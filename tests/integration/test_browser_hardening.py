@@ -10,21 +10,17 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.request import urlopen
 
 import pytest
 import redis
 
 from qs_common import keys
-from tests.integration.browser_util import Chromium, WorkerApi, free_port, kline_candles, seed_live, start_redis
+from tests.integration.browser_util import Chromium, WorkerApi, dashboard_server, kline_candles, seed_live, start_redis
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -53,45 +49,9 @@ def site() -> Iterator[Site]:
     for redis_url in start_redis():
         with WorkerApi(candles, redis_url, env={"ACCESS_TOKEN": TOKEN}) as api:
             seed_live(redis.Redis.from_url(redis_url, decode_responses=True), candles)
-            port = free_port()
-            env = {**os.environ, "REDIS_URL": redis_url, "API_URL": api.url, "ACCESS_TOKEN": TOKEN,
-                   "SYMBOLS": "BTCUSDT,ETHUSDT", "PAIRS": "ETHUSDT/BTCUSDT", "DASHBOARD_HOST": "127.0.0.1",
-                   "PYTHONPATH": str(ROOT)}
-            with (tmp / "streamlit.log").open("wb") as log:
-                ui = subprocess.Popen([sys.executable, "-m", "dashboard", "--port", str(port)], cwd=tmp, env=env,
-                                      stdout=log, stderr=subprocess.STDOUT)
-            try:
-                _wait_http(f"http://127.0.0.1:{port}/_stcore/health", ui)
-                yield Site(f"http://127.0.0.1:{port}", api, redis_url, tmp)
-            finally:
-                ui.terminate()
-                try:
-                    ui.wait(15)
-                except subprocess.TimeoutExpired:
-                    ui.kill()
+            with dashboard_server(redis_url, api.url, {"ACCESS_TOKEN": TOKEN}, "qs-hardening-ui-") as url:
+                yield Site(url, api, redis_url, tmp)
     shutil.rmtree(tmp, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Chromium]:
-    b = Chromium()
-    try:
-        yield b
-    finally:
-        b.close()
-
-
-def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the dashboard exited with {proc.returncode}")
-        try:
-            with urlopen(url, timeout=2):
-                return
-        except OSError:
-            time.sleep(0.3)
-    raise TimeoutError(url)
 
 
 def _sign_in(b: Chromium, url: str, token: str = TOKEN) -> None:

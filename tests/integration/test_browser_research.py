@@ -7,20 +7,14 @@ Screenshots land in tests/artifacts/research*.png and backtest*.png (gitignored)
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.request import urlopen
 
 import pytest
 import redis
 
-from tests.integration.browser_util import Chromium, WorkerApi, free_port, seed_live, start_redis
+from tests.integration.browser_util import Chromium, WorkerApi, dashboard_server, seed_live, start_redis
 from tests.research_candles import SYMBOLS, candle_rows
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
@@ -33,52 +27,15 @@ PLOT_POINTS = """Array.from(document.querySelectorAll('.js-plotly-plot')).map(
   p => (p.data || []).reduce((n, t) => n + ((t.x || t.z || []).length || 0), 0))"""
 
 
-def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the dashboard exited with {proc.returncode}")
-        try:
-            with urlopen(url, timeout=2):
-                return
-        except OSError:
-            time.sleep(0.3)
-    raise TimeoutError(url)
-
-
 @pytest.fixture(scope="module")
 def site() -> Iterator[str]:
-    tmp = Path(tempfile.mkdtemp(prefix="qs-research-"))
     candles = {s: candle_rows(s) for s in SYMBOLS}
     for redis_url in start_redis():
         with WorkerApi(candles, redis_url, env={"SCAN_EVERY_S": "0", "GARCH_EVERY_S": "0"}) as api:
             seed_live(redis.Redis.from_url(redis_url, decode_responses=True),
                       {"BTCUSDT": candles["BTCUSDT"], "ETHUSDT": candles["ETHUSDT"]})  # fmt: skip
-            port = free_port()
-            env = {**os.environ, "REDIS_URL": redis_url, "API_URL": api.url, "SYMBOLS": "BTCUSDT,ETHUSDT",
-                   "PAIRS": "ETHUSDT/BTCUSDT", "DASHBOARD_HOST": "127.0.0.1", "PYTHONPATH": str(ROOT)}  # fmt: skip
-            with (tmp / "streamlit.log").open("wb") as log:
-                ui = subprocess.Popen([sys.executable, "-m", "dashboard", "--port", str(port)], cwd=tmp, env=env,
-                                      stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
-            try:
-                _wait_http(f"http://127.0.0.1:{port}/_stcore/health", ui)
-                yield f"http://127.0.0.1:{port}"
-            finally:
-                ui.terminate()
-                try:
-                    ui.wait(15)
-                except subprocess.TimeoutExpired:
-                    ui.kill()
-    shutil.rmtree(tmp, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Chromium]:
-    b = Chromium()
-    try:
-        yield b
-    finally:
-        b.close()
+            with dashboard_server(redis_url, api.url, {}, "qs-research-") as url:
+                yield url
 
 
 def _body_has(b: Chromium, *needles: str, timeout: float = 90) -> str:
