@@ -32,6 +32,15 @@ def _split(value: object) -> object:
     return value
 
 
+def _symbol_tuple(value: tuple[str, ...]) -> tuple[str, ...]:
+    """Upper-cased, first occurrence kept, each a symbol (ValueError naming the first that is not)."""
+    out = tuple(dict.fromkeys(s.upper() for s in value))
+    for s in out:
+        if not is_symbol(s):
+            raise ValueError(f"{s!r} is not a symbol (letters and digits, like BTCUSDT)")
+    return out
+
+
 class Settings(BaseSettings):
     """Every setting of every process. Names are the environment variables (case-insensitive)."""
 
@@ -145,24 +154,18 @@ class Settings(BaseSettings):
     @field_validator("symbols")
     @classmethod
     def _symbols(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        out = tuple(dict.fromkeys(s.upper() for s in value))
+        out = _symbol_tuple(value)
         if not out:
             raise ValueError("at least one symbol is required")
-        for s in out:
-            if not is_symbol(s):
-                raise ValueError(f"{s!r} is not a symbol (letters and digits, like BTCUSDT)")
         return out
 
     @field_validator("scan_symbols")
     @classmethod
     def _scan_symbols(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        out = tuple(dict.fromkeys(s.upper() for s in value))
-        if len(out) > 100:
-            raise ValueError(f"at most 100 symbols (4,950 pairs), got {len(out)}")
-        for s in out:
-            if not is_symbol(s):
-                raise ValueError(f"{s!r} is not a symbol (letters and digits, like BTCUSDT)")
-        return out
+        n = len(dict.fromkeys(s.upper() for s in value))
+        if n > 100:
+            raise ValueError(f"at most 100 symbols (4,950 pairs), got {n}")
+        return _symbol_tuple(value)
 
     @field_validator("pairs")
     @classmethod
