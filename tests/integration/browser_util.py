@@ -85,6 +85,28 @@ def dashboard_server(redis_url: str, api_url: str, env: dict[str, str], prefix: 
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def app_test_env(redis_url: str, api_url: str) -> Iterator[None]:
+    """The environment of an in-process dashboard (Streamlit's AppTest) on these servers, for ETHUSDT/BTCUSDT;
+    the old environment is restored and Streamlit's caches cleared on both sides."""
+    import streamlit as st  # only the AppTest users pay for it
+
+    old = {k: os.environ.get(k) for k in ("REDIS_URL", "API_URL", "SYMBOLS", "PAIRS")}
+    os.environ.update(REDIS_URL=redis_url, API_URL=api_url, SYMBOLS="ETHUSDT,BTCUSDT", PAIRS="ETHUSDT/BTCUSDT")
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        st.cache_resource.clear()
+        st.cache_data.clear()
+
+
 def kline_candles() -> dict[str, list[dict[str, str]]]:
     """BTCUSDT's official 1m klines of 2024-08-08 and an ETHUSDT series that follows it (β ≈ 0.0432)."""
     btc, eth = [], []

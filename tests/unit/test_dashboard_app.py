@@ -20,7 +20,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from qs_common import keys
-from tests.integration.browser_util import WorkerApi, kline_candles, seed_live, start_redis
+from tests.integration.browser_util import WorkerApi, app_test_env, kline_candles, seed_live, start_redis
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 CSV = Path(__file__).resolve().parents[1] / "fixtures" / "csv"
@@ -31,23 +31,10 @@ TIMEOUT = 30
 def services() -> Iterator[tuple[redis.Redis, WorkerApi]]:
     candles = kline_candles()
     for url in start_redis():
-        with WorkerApi(candles, url) as api:
-            old = {k: os.environ.get(k) for k in ("REDIS_URL", "API_URL", "SYMBOLS", "PAIRS")}
-            os.environ.update(REDIS_URL=url, API_URL=api.url, SYMBOLS="ETHUSDT,BTCUSDT", PAIRS="ETHUSDT/BTCUSDT")
-            st.cache_resource.clear()
-            st.cache_data.clear()
+        with WorkerApi(candles, url) as api, app_test_env(url, api.url):
             r = redis.Redis.from_url(url, decode_responses=True)
             seed_live(r, candles)
-            try:
-                yield r, api
-            finally:
-                for k, v in old.items():
-                    if v is None:
-                        os.environ.pop(k, None)
-                    else:
-                        os.environ[k] = v
-                st.cache_resource.clear()
-                st.cache_data.clear()
+            yield r, api
 
 
 def run_page(page: str | None = None) -> AppTest:

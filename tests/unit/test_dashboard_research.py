@@ -3,16 +3,14 @@ API (`python -m worker --role candles`) over a DuckDB file seeded with four symb
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from tests.integration.browser_util import WorkerApi, seed_live, start_redis
+from tests.integration.browser_util import WorkerApi, app_test_env, seed_live, start_redis
 from tests.research_candles import SYMBOLS, candle_rows
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
@@ -23,23 +21,10 @@ TIMEOUT = 60
 def services() -> Iterator[tuple[redis.Redis, WorkerApi]]:
     candles = {s: candle_rows(s) for s in SYMBOLS}
     for url in start_redis():
-        with WorkerApi(candles, url, {"SCAN_EVERY_S": "0", "GARCH_EVERY_S": "0"}) as api:
-            old = {k: os.environ.get(k) for k in ("REDIS_URL", "API_URL", "SYMBOLS", "PAIRS")}
-            os.environ.update(REDIS_URL=url, API_URL=api.url, SYMBOLS="ETHUSDT,BTCUSDT", PAIRS="ETHUSDT/BTCUSDT")
-            st.cache_resource.clear()
-            st.cache_data.clear()
+        with WorkerApi(candles, url, {"SCAN_EVERY_S": "0", "GARCH_EVERY_S": "0"}) as api, app_test_env(url, api.url):
             r = redis.Redis.from_url(url, decode_responses=True)
             seed_live(r, {"BTCUSDT": candles["BTCUSDT"], "ETHUSDT": candles["ETHUSDT"]})
-            try:
-                yield r, api
-            finally:
-                for k, v in old.items():
-                    if v is None:
-                        os.environ.pop(k, None)
-                    else:
-                        os.environ[k] = v
-                st.cache_resource.clear()
-                st.cache_data.clear()
+            yield r, api
 
 
 def page(name: str) -> AppTest:
