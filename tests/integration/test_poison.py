@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
@@ -69,9 +70,14 @@ def stored_candles(store: CandleStore, symbol: str, interval: str = "1m") -> dic
 
 
 def assert_candles_equal_reference(store: CandleStore, good: list[dict[str, Any]]) -> None:
+    assert_equal_reference(lambda symbol: stored_candles(store, symbol), good)
+
+
+def assert_equal_reference(candles_of: Callable[[str], dict[int, dict[str, Any]]], good: list[dict[str, Any]]) -> None:
+    """The 1m candles `candles_of(symbol)` gives (stored, or from the API) are the reference's of `good`."""
     for symbol in sorted({t["s"] for t in good}):
         want = reference_candles([t for t in good if t["s"] == symbol], 60_000)
-        got = stored_candles(store, symbol)
+        got = candles_of(symbol)
         assert set(got) == set(want), symbol
         for open_time, w in want.items():
             g = got[open_time]

@@ -7,7 +7,6 @@ import resource
 import signal
 import subprocess
 import threading
-from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import httpx
@@ -16,8 +15,17 @@ import redis
 
 from tests.conftest import free_port, python_module, service_env
 from tests.integration.procs import WorkerProc, drained, status, wait_for
-from tests.integration.test_poison import DEAD, EIGHT, GOOD, POISON, RECV, STREAM, T0, entry, publish
-from tests.recordings import reference_candles
+from tests.integration.test_poison import (
+    DEAD,
+    GOOD,
+    POISON,
+    RECV,
+    STREAM,
+    T0,
+    assert_equal_reference,
+    entry,
+    publish,
+)
 from worker.consumer import GroupConsumer
 
 pytestmark = pytest.mark.integration
@@ -30,16 +38,7 @@ def api_candles(api: str, symbol: str) -> dict[int, dict[str, Any]]:
 
 
 def assert_api_candles_equal_reference(api: str, good: list[dict[str, Any]]) -> None:
-    for symbol in sorted({t["s"] for t in good}):
-        want = reference_candles([t for t in good if t["s"] == symbol], 60_000)
-        got = api_candles(api, symbol)
-        assert set(got) == set(want), symbol
-        for open_time, w in want.items():
-            g = got[open_time]
-            for name in ("open", "high", "low", "close", "volume", "taker_buy_volume"):
-                assert Decimal(g[name]) == w[name], (symbol, open_time, name)
-            assert Decimal(g["quote_volume"]) == w["quote_volume"].quantize(EIGHT, ROUND_HALF_UP)
-            assert g["trades"] == w["trades"], (symbol, open_time)
+    assert_equal_reference(lambda symbol: api_candles(api, symbol), good)
 
 
 def sources(r: redis.Redis) -> dict[str, set[str]]:
