@@ -136,6 +136,11 @@ def _error_text(resp: httpx.Response) -> str:
 
 
 @st.cache_data(ttl=10, show_spinner=False)
+def stored_symbols() -> list[str]:
+    """The symbols with stored candles, sorted; Unavailable without the worker API."""
+    return sorted({s["symbol"] for s in fetch_symbols(settings().api_url)})
+
+
 def fetch_symbols(api_url: str) -> list[dict[str, Any]]:
     try:
         resp = _api_client(api_url).get("/symbols")

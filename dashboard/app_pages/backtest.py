@@ -34,11 +34,10 @@ st.markdown(
 
 sent: dict[str, Any] | None = st.session_state.get("backtest_pair")
 try:
-    stored = sorted({s["symbol"] for s in data.fetch_symbols(data.settings().api_url)})
+    symbols = sorted(set(data.stored_symbols()) | set(c.symbols))
 except data.Unavailable as exc:
     notices.unavailable(str(exc))
     st.stop()
-symbols = sorted(set(stored) | set(c.symbols))
 
 kinds = ("Stored candles", "Uploaded CSV (time,x,y)")
 kind = st.radio("Prices", kinds, horizontal=True, key="bt_kind")

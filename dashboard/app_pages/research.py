@@ -38,7 +38,7 @@ def send_to_live_monitor(y: str, x: str) -> bool:
 
 # ---- run a scan ------------------------------------------------------------------------------------------
 try:
-    stored = sorted({s["symbol"] for s in data.fetch_symbols(data.settings().api_url)})
+    stored = data.stored_symbols()
 except data.Unavailable as exc:
     notices.unavailable(str(exc))
     st.stop()
