@@ -19,13 +19,20 @@ def frames(path: Path) -> list[tuple[int, bytes]]:
     return out
 
 
-def trades(path: Path) -> list[dict[str, Any]]:
+def trade_frames(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """(receive ns, `data`) of every `@trade` frame of a recording; other frames are not parsed (speed)."""
     out = []
-    for _, raw in frames(path):
+    for ns, raw in frames(path):
+        if b"@trade" not in raw[:40]:
+            continue
         doc = json.loads(raw)
         if doc.get("stream", "").endswith("@trade"):
-            out.append(doc["data"])
+            out.append((ns, doc["data"]))
     return out
+
+
+def trades(path: Path) -> list[dict[str, Any]]:
+    return [d for _, d in trade_frames(path)]
 
 
 def official_klines(path: Path) -> dict[int, dict[str, Any]]:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import gzip
-import json
 from functools import cache
 from pathlib import Path
 
 import numpy as np
+
+from tests.recordings import trades as recorded_trades
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
@@ -15,17 +15,12 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 def _last_trade_per_second(name: str) -> dict[int, float]:
     """Close of each second (last `@trade` price by trade time) of one recorded symbol."""
     out: dict[int, tuple[int, float]] = {}
-    with gzip.open(FIXTURES / name, "rt") as f:
-        for line in f:
-            _, frame = line.split(" ", 1)
-            if "@trade" not in frame[:40]:
-                continue
-            d = json.loads(frame)["data"]
-            t = int(d["T"])
-            sec = t // 1000 * 1000
-            prev = out.get(sec)
-            if prev is None or t >= prev[0]:
-                out[sec] = (t, float(d["p"]))
+    for d in recorded_trades(FIXTURES / name):
+        t = int(d["T"])
+        sec = t // 1000 * 1000
+        prev = out.get(sec)
+        if prev is None or t >= prev[0]:
+            out[sec] = (t, float(d["p"]))
     return {k: v[1] for k, v in out.items()}
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
-import json
 from pathlib import Path
 
 import numpy as np
@@ -13,21 +11,14 @@ import statsmodels.api as sm
 from qs_analytics.align import PairAligner
 from qs_analytics.engine import PairConfig, PairEngine
 from qs_analytics.kalman import kalman_filter_batch
+from tests.recordings import trade_frames
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 def trades(name: str) -> list[tuple[int, int, str, float]]:
     """(trade time ms, receive ns, symbol, price) of every `@trade` frame; depth, book and snapshot skipped."""
-    out = []
-    with gzip.open(FIXTURES / name, "rt") as f:
-        for line in f:
-            recv, frame = line.split(" ", 1)
-            if "@trade" not in frame[:40]:
-                continue
-            d = json.loads(frame)["data"]
-            out.append((int(d["T"]), int(recv), d["s"], float(d["p"])))
-    return out
+    return [(int(d["T"]), recv, d["s"], float(d["p"])) for recv, d in trade_frames(FIXTURES / name)]
 
 
 @pytest.fixture(scope="module")
