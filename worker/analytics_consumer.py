@@ -88,6 +88,7 @@ class AnalyticsHandler:
         self._rules_loaded = 0.0
         self.garch: dict[str, dict[str, Any]] = {}  # symbol -> garch_* fields (issue 9), refreshed with the rules
         self._last_snap: dict[str, Any] = {}
+        self._symbol_fired: list[dict[str, str]] = []  # symbol-rule alerts waiting for the next write
 
     def status(self) -> dict[str, Any]:
         """Counters for the consumer's status record (`status:worker-analytics`)."""
@@ -129,7 +130,10 @@ class AnalyticsHandler:
         sym, ts, price, qty = t.symbols[i], _time(t.times[i]), _price(t.prices[i], "price"), _amount(t.qtys[i], "qty")
         stats = self.symbol_stats.get(sym)
         if stats is not None:
-            self.snapshots[sym] = stats.update(ts, price, qty)
+            snap = self.snapshots[sym] = stats.update(ts, price, qty)
+            if self.alerts.has_symbol_rules:  # asdict per trade only when some rule watches symbol stats
+                metrics = {**_finite(asdict(snap)), **_finite(self.garch.get(sym, {}))}
+                self._symbol_fired.extend(a.stream_fields() for a in self.alerts.evaluate_symbol(sym, ts, metrics))
         return None if self.use_mid else (sym, ts, price, t.recvs[i])
 
     def _book_tick(self, b: codec.BookColumns, i: int, books: dict[str, int]) -> tuple[str, int, float, int] | None:
@@ -214,6 +218,7 @@ class AnalyticsHandler:
     def _write(
         self, out: list[dict[str, str]], fired: list[dict[str, str]], bk: codec.BookColumns, books: dict[str, int]
     ) -> None:
+        fired = [*fired, *self._symbol_fired]
         pipe = self.r.pipeline(transaction=False)
         for fields in out:
             pipe.xadd(keys.ANALYTICS_STREAM, fields, maxlen=self.maxlen, approximate=True)  # type: ignore[arg-type]
@@ -227,6 +232,7 @@ class AnalyticsHandler:
             pipe.set(keys.symbol_stats_key(sym), json.dumps(stats))
         self.snapshots = {}
         pipe.execute()
+        self._symbol_fired = []  # only once written: a failed write keeps them for the retried batch
         self.published += len(out)
         if fired:
             self.alerts_fired += len(fired)
