@@ -37,3 +37,10 @@ def test_symbols(text: str) -> None:
 @pytest.mark.parametrize("text", ["", "B", "btcusdt", "BTC-USDT", "BTCUSDT\n", "A" * 31])
 def test_not_symbols(text: str) -> None:
     assert not is_symbol(text)
+
+
+def test_the_dashboard_offers_only_table_intervals() -> None:
+    from dashboard import data, sidebar
+
+    assert set(sidebar.INTERVALS) <= set(intervals.INTERVAL_MS)
+    assert data.INTERVAL_MS is intervals.INTERVAL_MS
