@@ -155,7 +155,7 @@ class WorkerApi:
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         env = {**os.environ, "REDIS_URL": redis_url, "DATA_DIR": str(self.dir / "data"), "API_PORT": str(port),
-               "BACKFILL_ENABLED": "false", "PYTHONPATH": str(ROOT), **(env or {})}
+               "BACKFILL_ENABLED": "false", "KLINE_CHECK": "false", "PYTHONPATH": str(ROOT), **(env or {})}
         self._log = (self.dir / "worker.log").open("wb")
         self.proc = subprocess.Popen([sys.executable, "-m", "worker", "--role", "candles"], env=env,
                                      stdout=self._log, stderr=subprocess.STDOUT)
