@@ -147,7 +147,8 @@ def service_env(redis_url: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in {"SOURCE", "SYMBOLS", "PAIRS", "REPLAY_FILES"}}
     # TICK_MAX_SKEW_S: the recorded frames (2024) go through the live source, stamped with today's clock
     env.update(REDIS_URL=redis_url, PYTHONPATH=str(ROOT), LOG_LEVEL="INFO", PYTHONUNBUFFERED="1",
-               BACKFILL_ENABLED="false", TICK_MAX_SKEW_S=str(3_650 * 86_400))
+               BACKFILL_ENABLED="false", TICK_MAX_SKEW_S=str(3_650 * 86_400), DEPTH="false")
+    # DEPTH=false: the pipeline figures stay comparable with the earlier runs (bench_book_wiring measures depth)
     env.update(extra)
     return env
 

@@ -78,10 +78,11 @@ class Settings(BaseSettings):
 
     # Depth diffs (`<symbol>@depth@100ms`) to stream:depth for the worker's book role; replays publish their
     # recordings' REST snapshot lines too. See the README for the measured cost that chose the default.
-    depth: bool = False
+    depth: bool = True
     book_levels: int = Field(50, ge=1, le=5_000, description="levels per side the book role writes to book:depth")
-    # ~1.3 KB an entry: 100,000 is ~130 MB and ~80 minutes of two symbols; trimmed safely, like the tick stream
-    depth_maxlen: int = Field(100_000, ge=1_000, description="bound of stream:depth in entries")
+    # ~1.3 KB an entry: 20,000 is ~26 MB and ~16 minutes of two symbols' diffs (the book role reads them within
+    # milliseconds); trimmed safely, like the tick stream: never an entry the book group has not acknowledged
+    depth_maxlen: int = Field(20_000, ge=1_000, description="bound of stream:depth in entries")
     ticks_stream: str = Field("stream:ticks", min_length=1)
     stream_maxlen: int = Field(1_000_000, ge=1_000)
     publish_batch: int = Field(1_000, ge=1, le=100_000)

@@ -16,6 +16,9 @@ import pytest
 import redis
 
 ROOT = Path(__file__).resolve().parent.parent
+# The product subscribes depth by default; the suite's processes (which inherit this environment) do not, so
+# the tick-stream figures they assert stay those of trades and book tickers. Order-book tests set DEPTH=true.
+os.environ.setdefault("DEPTH", "false")
 FIXTURES = ROOT / "tests" / "fixtures"
 BTC_RECORDING = FIXTURES / "btcusdt_20240808.gz"
 ETH_RECORDING = FIXTURES / "ethusdt_20240808.gz"
