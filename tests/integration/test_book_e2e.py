@@ -165,8 +165,12 @@ def test_withheld_diff_is_a_break_and_the_book_resyncs_from_rest(redis_server, t
         run_replay(redis_server.url, [path], tmp_path / "ingest.log", DEPTH="true", SYMBOLS=symbol)
         wait_for(lambda: book_done(r, symbol, last_u), 60, f"{symbol} book resynced to u={last_u}")
         check_book(r, symbol, last_u)
-        st = wait_for(lambda: status(r, "worker-book").get("books", {}).get(symbol, {}).get("gaps"), 10,
-                      "the break in the status record")
+        # the status record is rewritten every second: wait until it has caught up with the served book
+        def caught_up() -> bool:
+            b = status(r, "worker-book").get("books", {}).get(symbol, {})
+            return bool(b.get("gaps")) and b.get("stale") is False
+
+        wait_for(caught_up, 10, "the break and the resync in the status record")
         st = status(r, "worker-book")
         book = st["books"][symbol]
         print(f"{symbol}: {book}; REST requests {rest.requests}")
