@@ -45,19 +45,24 @@ class RedisServer:
         return redis.Redis(host="127.0.0.1", port=self.port)
 
 
-def start_redis(workdir: Path, appendonly: bool = False) -> RedisServer:
+def start_redis(
+    workdir: Path, appendonly: bool = False, port: int | None = None, appendfsync: str | None = None,
+    wait_s: float = 10.0,
+) -> RedisServer:
+    """A private redis-server in `workdir`, on a free port (or `port`, to start the same server again)."""
     exe = shutil.which("redis-server")
     if exe is None:
         pytest.fail("redis-server is not installed: run scripts/install-deps.sh (make test does)")
     workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
+    fsync = ["--appendfsync", appendfsync] if appendfsync else []
     proc = subprocess.Popen(
         [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
-         "yes" if appendonly else "no", "--dir", str(workdir), "--logfile", str(workdir / "redis.log")],
+         "yes" if appendonly else "no", *fsync, "--dir", str(workdir), "--logfile", str(workdir / "redis.log")],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     server = RedisServer(port, proc, workdir)
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
         try:
             if server.client().ping():
@@ -66,6 +71,11 @@ def start_redis(workdir: Path, appendonly: bool = False) -> RedisServer:
             time.sleep(0.05)
     proc.kill()
     pytest.fail(f"redis-server did not start on port {port}")
+
+
+def restart_redis(server: RedisServer, appendfsync: str | None = None, wait_s: float = 10.0) -> RedisServer:
+    """The same redis-server (port, directory, append-only file) started again after it was stopped or killed."""
+    return start_redis(server.dir, appendonly=True, port=server.port, appendfsync=appendfsync, wait_s=wait_s)
 
 
 @pytest.fixture

@@ -4,14 +4,20 @@ acknowledged writes (SIGKILL plus its AOF cut back, as an OS crash under appendf
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 import redis
 
 from ingest.rewind import parse_id
-from tests.conftest import BTC_RECORDING, ETH_RECORDING, RedisServer, python_module, service_env, start_redis
+from tests.conftest import (
+    BTC_RECORDING,
+    ETH_RECORDING,
+    python_module,
+    restart_redis,
+    service_env,
+    start_redis,
+)
 from tests.integration.binance_ws import RECORDED_SKEW_ENV, BinanceWsServer, Script
 from tests.integration.procs import Proc, status, wait_for
 
@@ -133,18 +139,6 @@ def cut_aof(workdir: Path, xadds_to_lose: int) -> list[list[bytes]]:
     return [commands[i][2] for i in xadds[-xadds_to_lose:]]
 
 
-def restart_redis(server: RedisServer) -> RedisServer:
-    """The same redis-server (port, directory, AOF) started again."""
-    proc = subprocess.Popen(
-        ["redis-server", "--port", str(server.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
-         "--appendfsync", "everysec", "--dir", str(server.dir), "--logfile", str(server.dir / "redis.log")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    again = RedisServer(server.port, proc, server.dir)
-    wait_for(lambda: again.client().ping(), 20, "redis-server to restart")
-    return again
-
-
 def test_redis_losing_acknowledged_writes_is_noticed_and_recorded_as_gaps(tmp_path):
     server = start_redis(tmp_path / "redis", appendonly=True)
     r = server.client()
@@ -157,7 +151,7 @@ def test_redis_losing_acknowledged_writes_is_noticed_and_recorded_as_gaps(tmp_pa
         server.proc.wait(timeout=10)
         r.close()
         lost = cut_aof(server.dir, 600)  # ... simulated by cutting its last 600 tick XADDs
-        server = restart_redis(server)
+        server = restart_redis(server, appendfsync="everysec", wait_s=20)
         r = server.client()
         wait_for(lambda: any(g["reason"].startswith("redis lost") for g in gaps(r)), 60, "the rewind gaps")
         wait_for(lambda: status(r, "ingest").get("redis_rewinds", 0) >= 1, 10, "the rewind counted")

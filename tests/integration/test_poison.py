@@ -8,8 +8,6 @@ failure (disk full, Redis down) must never dead-letter anything: the same batch 
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -22,7 +20,7 @@ import redis
 
 from qs_common import codec
 from qs_common.models import Trade
-from tests.conftest import BTC_RECORDING, ETH_RECORDING, RedisServer, start_redis
+from tests.conftest import BTC_RECORDING, ETH_RECORDING, restart_redis, start_redis
 from tests.integration.procs import wait_for
 from tests.recordings import reference_candles, trades
 from worker.candle_consumer import CandleHandler
@@ -207,18 +205,6 @@ def test_stop_interrupts_retry_waits_and_leaves_the_batch_pending(r, tmp_path, f
     assert r.xpending(STREAM, "g")["pending"] == len(ids) and r.xlen(DEAD) == 0  # re-read on the next start
 
 
-def _restart(server: RedisServer) -> RedisServer:
-    """The same redis-server again (same port, same AOF directory), as after a crash and restart."""
-    proc = subprocess.Popen(
-        [shutil.which("redis-server") or "redis-server", "--port", str(server.port), "--bind", "127.0.0.1",
-         "--save", "", "--appendonly", "yes", "--dir", str(server.dir), "--logfile", str(server.dir / "redis.log")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    again = RedisServer(server.port, proc, server.dir)
-    wait_for(lambda: again.client().ping(), 10, "redis-server to restart")
-    return again
-
-
 def test_redis_down_mid_batch_is_retried_and_every_trade_is_stored_once(tmp_path):
     server = start_redis(tmp_path / "redis", appendonly=True)
     r = server.client()
@@ -243,7 +229,7 @@ def test_redis_down_mid_batch_is_retried_and_every_trade_is_stored_once(tmp_path
         wait_for(lambda: consumer.stats.state == "retrying", 30, "the consumer to retry")
         assert "connect" in consumer.stats.last_error.lower(), consumer.stats.last_error
         time.sleep(0.5)  # a few more failed attempts while Redis is down
-        server = _restart(server)
+        server = restart_redis(server)
         wait_for(lambda: r.xpending(STREAM, "candles")["pending"] == 0, 30, "the batch to pass")
         stop.set()
         t.join(10)
