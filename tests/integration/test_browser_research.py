@@ -58,7 +58,9 @@ def test_scan_then_backtest_in_the_browser(site: str, browser: Chromium) -> None
     browser.click_button("Backtest this pair")
     _body_has(browser, "Backtest · z-score pair strategy", "From scan")
     browser.click_button("Run backtest")
-    body = _body_has(browser, "Periods per year", "Walk-forward", "Parameter sweep (in-sample)", timeout=120)
+    # wait for every part: the sweep heatmap (with its "in-sample best" mark) draws after the text above it
+    body = _body_has(browser, "Periods per year", "Walk-forward", "Parameter sweep (in-sample)", "525,960",
+                     "in-sample best", timeout=120)
     assert "525,960" in body and "in-sample best" in body
     browser.wait_for(f"(() => {{ const p = {PLOT_POINTS}; return p.length >= 2 && p.every(n => n > 0) }})()")
     assert browser.evaluate(EXCEPTIONS) == 0
