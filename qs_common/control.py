@@ -172,7 +172,7 @@ def active_pairs(r: redis.Redis) -> dict[str, PairSettings]:
     """Pair id -> settings, sorted by id; an entry that no longer validates is skipped (and logged by callers)."""
     out: dict[str, PairSettings] = {}
     raw: dict[bytes, bytes] = r.hgetall(PAIRS_KEY)  # type: ignore[assignment]
-    for key, value in sorted(raw.items()):
+    for _key, value in sorted(raw.items()):
         try:
             ps = PairSettings.model_validate(json.loads(value))
         except (ValueError, ValidationError):
