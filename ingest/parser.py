@@ -91,8 +91,12 @@ class EdgeRules:
     ) -> None:
         self.depth = depth  # depth diffs and snapshots are parsed and published (DEPTH); else skipped as before
         self.usdm = usdm  # USDⓈ-M depth diffs carry `pu`, which the book's continuity check needs
-        self.symbols = None if symbols is None else frozenset(s.upper() for s in symbols)  # None: any
         self.max_skew_ms = max_skew_ms  # exchange times must lie this close to the receive time; None: no check
+        self.set_symbols(symbols)
+
+    def set_symbols(self, symbols: frozenset[str] | None) -> None:
+        """The subscribed set (None: any). Ingest calls it again when the live registry adds or removes one."""
+        self.symbols = None if symbols is None else frozenset(s.upper() for s in symbols)
         # Binance's stream names of the subscribed symbols -> their symbol: one lookup checks both the
         # subscription and that the payload's symbol is the stream's on the hot path.
         self.stream_symbols = {
