@@ -18,6 +18,7 @@ Validation against the venue (the symbol exists and trades) is the API's job, be
 from __future__ import annotations
 
 import json
+import logging
 from typing import Literal
 
 import redis
@@ -25,6 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from qs_analytics import defaults as d
 from qs_common.symbols import is_symbol
+
+log = logging.getLogger(__name__)
 
 SYMBOLS_KEY = "control:symbols"
 PAIRS_KEY = "control:pairs"
@@ -41,10 +44,19 @@ PriceSource = Literal["trade", "mid"]
 
 Z_ENTRY = 2.0  # default z band: the default alert rule fires at |z| >= 2 and re-arms below the exit band
 Z_EXIT = 0.5
+MAX_WINDOW_MS = 30 * 86_400_000  # a time window beyond a month is a typo (and must fit the engines' int64 ms)
 
 
 class ControlError(ValueError):
     """A request the registry refuses (bad symbol or pair, a leg still in use, a bound reached)."""
+
+
+class InUse(ControlError):
+    """A symbol cannot be removed while a pair uses it (the API's 409)."""
+
+
+class UnknownPair(ControlError):
+    """The pair is not active (the API's 404)."""
 
 
 def pair_id(y: str, x: str) -> str:
@@ -75,12 +87,12 @@ def normal_symbol(text: object) -> str:
 class PairSettings(BaseModel):
     """One pair's engine settings. Unknown fields are an error, so a misspelt setting cannot be ignored."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     y: str
     x: str
     window: int = Field(d.WINDOW, ge=2, le=100_000, description="rolling window in observations")
-    window_ms: int | None = Field(None, gt=0, description="also drop observations older than this")
+    window_ms: int | None = Field(None, gt=0, le=MAX_WINDOW_MS, description="also drop observations older than this")
     beta_source: BetaSource = "ols"
     delta: float = Field(d.KALMAN_DELTA, gt=0.0, lt=1.0, description="Kalman state noise δ")
     obs_noise: float = Field(d.KALMAN_OBS_NOISE, gt=0.0, description="Kalman observation noise R")
@@ -112,16 +124,21 @@ class PairSettings(BaseModel):
 
 def pair_from_body(body: object, defaults: PairSettings | None = None) -> PairSettings:
     """Validate an API/dashboard body into PairSettings (missing fields from `defaults`); ControlError names the
-    field that is wrong."""
+    field that is wrong. An `id` (as `GET /pairs` lists it) may come along if it names the same pair."""
     if not isinstance(body, dict):
         raise ControlError("body must be a JSON object like {\"y\": \"SOLUSDT\", \"x\": \"BTCUSDT\"}")
+    fields = dict(body)
+    given_id = fields.pop("id", None)
     base = defaults.model_dump() if defaults is not None else {}
     try:
-        return PairSettings.model_validate({**base, **body})
+        ps = PairSettings.model_validate({**base, **fields})
     except ValidationError as err:
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "body"
         raise ControlError(f"{where}: {first['msg']}") from None
+    if given_id is not None and given_id not in (ps.id, ps.path_id):
+        raise ControlError(f"id: {str(given_id)[:80]!r} is not the pair of y and x ({ps.id})")
+    return ps
 
 
 def default_pair(settings: object, y: str, x: str) -> PairSettings:
@@ -137,25 +154,33 @@ def default_pair(settings: object, y: str, x: str) -> PairSettings:
 
 
 def seed(r: redis.Redis, settings: object) -> bool:
-    """Seed the registry from SYMBOLS/PAIRS once per Redis; True when this call seeded it. Safe to race: only
-    the process that wins SETNX writes."""
-    if not r.set(SEEDED_KEY, "1", nx=True):
-        return False
+    """Seed the registry from SYMBOLS/PAIRS once per Redis; True when this call seeded it.
+
+    Safe to race and to crash: the check of `control:seeded` and every write are one transaction (WATCH), so
+    exactly one process seeds, and never half of it."""
     symbols = tuple(getattr(settings, "symbols", ()))
     legs = settings.pair_legs() if hasattr(settings, "pair_legs") else []
-    pipe = r.pipeline(transaction=True)
-    if symbols:
-        pipe.sadd(SYMBOLS_KEY, *symbols)
-    for y, x in legs:
-        pipe.hset(PAIRS_KEY, pair_id(y, x), default_pair(settings, y, x).model_dump_json())
-    pipe.incr(VERSION_KEY)
-    pipe.execute()
-    return True
+    pairs = [default_pair(settings, y, x) for y, x in legs]
+
+    def txn(pipe: redis.client.Pipeline) -> bool:
+        if pipe.exists(SEEDED_KEY):
+            return False
+        pipe.multi()
+        pipe.set(SEEDED_KEY, "1")
+        if symbols:
+            pipe.sadd(SYMBOLS_KEY, *symbols)
+        for ps in pairs:
+            pipe.sadd(SYMBOLS_KEY, ps.y, ps.x)
+            pipe.hset(PAIRS_KEY, ps.id, ps.model_dump_json())
+        pipe.incr(VERSION_KEY)
+        return True
+
+    return bool(r.transaction(txn, SEEDED_KEY, value_from_callable=True))  # type: ignore[arg-type]
 
 
 def version(r: redis.Redis) -> int:
     raw = r.get(VERSION_KEY)
-    return int(raw) if raw else 0
+    return int(raw) if raw else 0  # type: ignore[arg-type]
 
 
 def active_symbols(r: redis.Redis) -> tuple[str, ...]:
@@ -168,17 +193,38 @@ def active_symbols(r: redis.Redis) -> tuple[str, ...]:
     return tuple(sorted(out))
 
 
+_reported: set[bytes] = set()  # malformed entries already logged by this process (once each, not every poll)
+
+
+def _decode_pair(key: bytes, value: bytes) -> PairSettings | None:
+    try:
+        ps = PairSettings.model_validate(json.loads(value))
+        if ps.id.encode() != key:
+            raise ValueError(f"it holds the settings of {ps.id}")
+    except (ValueError, ValidationError) as exc:  # written by hand or by a newer version: skip, do not crash
+        if key not in _reported:
+            _reported.add(key)
+            log.warning("%s entry %r skipped: %s", PAIRS_KEY, key[:80], " ".join(str(exc).split())[:300])
+        return None
+    return ps
+
+
 def active_pairs(r: redis.Redis) -> dict[str, PairSettings]:
-    """Pair id -> settings, sorted by id; an entry that no longer validates is skipped (and logged by callers)."""
+    """Pair id -> settings, sorted by id; an entry that does not validate is skipped (and logged once)."""
     out: dict[str, PairSettings] = {}
     raw: dict[bytes, bytes] = r.hgetall(PAIRS_KEY)  # type: ignore[assignment]
-    for _key, value in sorted(raw.items()):
-        try:
-            ps = PairSettings.model_validate(json.loads(value))
-        except (ValueError, ValidationError):
-            continue
-        out[ps.id] = ps
+    for key, value in sorted(raw.items()):
+        ps = _decode_pair(key, value)
+        if ps is not None:
+            out[ps.id] = ps
     return out
+
+
+def get_pair(r: redis.Redis, pid: str) -> PairSettings | None:
+    """One pair's settings (`Y/X` or `Y-X`), None when it is not active (or its entry does not validate)."""
+    y, x = parse_pair_id(pid)
+    raw = r.hget(PAIRS_KEY, pair_id(y, x))
+    return _decode_pair(pair_id(y, x).encode(), raw) if raw is not None else None  # type: ignore[arg-type]
 
 
 def add_symbol(r: redis.Redis, symbol: str) -> bool:
@@ -198,29 +244,56 @@ def pairs_using(r: redis.Redis, symbol: str) -> list[str]:
 
 
 def remove_symbol(r: redis.Redis, symbol: str) -> bool:
-    """Stop watching a symbol (its stored history stays). Refused while a pair uses it: remove the pair first.
-    True when it was active."""
+    """Stop watching a symbol (its stored history stays). Refused (InUse) while a pair uses it: remove the pair
+    first. True when it was active. The pairs are WATCHed, so a pair added meanwhile is seen, not orphaned."""
     sym = normal_symbol(symbol)
-    used = pairs_using(r, sym)
-    if used:
-        raise ControlError(f"{sym} is a leg of {', '.join(used)}: remove the pair first")
-    pipe = r.pipeline(transaction=True)
-    pipe.srem(SYMBOLS_KEY, sym)
-    pipe.incr(VERSION_KEY)
-    removed, _ = pipe.execute()
-    return bool(removed)
+
+    def txn(pipe: redis.client.Pipeline) -> None:
+        used = pairs_using(pipe, sym)
+        if used:
+            raise InUse(f"{sym} is a leg of {', '.join(used)}: remove the pair first")
+        pipe.multi()
+        pipe.srem(SYMBOLS_KEY, sym)
+        pipe.incr(VERSION_KEY)
+
+    results: list[int] = r.transaction(txn, PAIRS_KEY)  # type: ignore[assignment]
+    return bool(results[0])
 
 
 def put_pair(r: redis.Redis, ps: PairSettings) -> bool:
     """Add or replace a pair (its legs become active symbols: validate them on the venue first). True when new."""
     if r.hlen(PAIRS_KEY) >= MAX_PAIRS and not r.hexists(PAIRS_KEY, ps.id):  # type: ignore[operator]
         raise ControlError(f"at most {MAX_PAIRS} pairs")
+    new_legs = [s for s in (ps.y, ps.x) if not r.sismember(SYMBOLS_KEY, s)]
+    if new_legs and r.scard(SYMBOLS_KEY) + len(new_legs) > MAX_SYMBOLS:  # type: ignore[operator]
+        raise ControlError(f"at most {MAX_SYMBOLS} active symbols")
     pipe = r.pipeline(transaction=True)
     pipe.sadd(SYMBOLS_KEY, ps.y, ps.x)
     pipe.hset(PAIRS_KEY, ps.id, ps.model_dump_json())
     pipe.incr(VERSION_KEY)
     _, added, _ = pipe.execute()
     return bool(added)
+
+
+def update_pair(r: redis.Redis, pid: str, changes: object) -> PairSettings:
+    """Change some of an active pair's settings (a partial body); the stored pair after the change.
+    UnknownPair when it is not active; ControlError for a bad field or an attempt to change its legs."""
+    current = get_pair(r, pid)
+    if current is None:
+        raise UnknownPair(f"{pid[:80]!r} is not an active pair")
+    ps = pair_from_body(changes, defaults=current)
+    if ps.id != current.id:
+        raise ControlError(f"y, x: the legs of {current.id} cannot change; add {ps.id} and remove {current.id}")
+
+    def txn(pipe: redis.client.Pipeline) -> None:
+        if not pipe.hexists(PAIRS_KEY, ps.id):  # removed meanwhile: do not bring it back
+            raise UnknownPair(f"{ps.id} was removed")
+        pipe.multi()
+        pipe.hset(PAIRS_KEY, ps.id, ps.model_dump_json())
+        pipe.incr(VERSION_KEY)
+
+    r.transaction(txn, PAIRS_KEY)
+    return ps
 
 
 def remove_pair(r: redis.Redis, pid: str) -> bool:
