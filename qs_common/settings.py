@@ -15,6 +15,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from qs_analytics import defaults as engine
+from qs_common.partition import ShardSpec
 from qs_common.symbols import is_symbol
 from qs_common.venues.binance.config import REST_URLS, WS_URLS, Venue
 
@@ -54,6 +55,11 @@ class Settings(BaseSettings):
     binance_ws_url: str = ""
     binance_rest_url: str = ""
     redis_url: str = "redis://localhost:6379/0"
+    # Issue 14: REDIS_URL names any seed node of a Redis Cluster (qs_common/redis_client.py).
+    redis_cluster: bool = False
+    # Issue 14: this worker's shard `k/N` (k from 0) of its role; symbols (candles) or pairs (analytics) are assigned
+    # by the stable hash of qs_common/partition.py. `0/1` owns everything.
+    shard: str = "0/1"
     data_dir: Path = Path("./data")
     # Loopback unless told otherwise: compose sets 0.0.0.0 inside its private network.
     api_host: str = Field("127.0.0.1", min_length=1)
@@ -167,6 +173,11 @@ class Settings(BaseSettings):
         if n > 100:
             raise ValueError(f"at most 100 symbols (4,950 pairs), got {n}")
         return _symbol_tuple(value)
+
+    @field_validator("shard")
+    @classmethod
+    def _shard(cls, value: str) -> str:
+        return str(ShardSpec.parse(value))
 
     @field_validator("pairs")
     @classmethod

@@ -1,0 +1,47 @@
+"""The product's Redis client against a real Redis Cluster (three masters started here)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from qs_common.partition import tag
+from qs_common.redis_client import connect, is_cluster, transactional
+from tests.cluster import RedisClusterServers, start_cluster
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[RedisClusterServers]:
+    servers = start_cluster(tmp_path / "cluster", masters=3)
+    yield servers
+    servers.stop()
+
+
+def test_client_reaches_every_node_and_groups_work_per_tagged_stream(cluster: RedisClusterServers) -> None:
+    r = connect(cluster.url, cluster=True, socket_timeout=5)
+    assert is_cluster(r) and not transactional(r)
+    symbols = [f"S{i}USDT" for i in range(30)]
+    for s in symbols:
+        stream = f"stream:ticks:{tag(s)}"
+        r.xgroup_create(stream, "candles", id="0", mkstream=True)
+        r.xadd(stream, {"s": s})
+    # Thirty tagged streams land on all three masters: the cluster really spreads them.
+    assert len({cluster.master_of(f"stream:ticks:{tag(s)}").port for s in symbols}) == 3
+    for s in symbols:
+        stream = f"stream:ticks:{tag(s)}"
+        got = r.xreadgroup("candles", "c", {stream: ">"}, count=10)
+        assert got[0][1][0][1] == {b"s": s.encode()}
+        # A MULTI within one tag is allowed in a cluster.
+        pipe = r.pipeline(transaction=True)
+        pipe.xack(stream, "candles", got[0][1][0][0])
+        pipe.set(f"candle:latest:{tag(s)}:1m", "x")
+        assert pipe.execute()[0] == 1
+
+
+def test_single_node_mode_is_unchanged(redis_server: object) -> None:
+    r = connect(redis_server.url)  # type: ignore[attr-defined]
+    assert not is_cluster(r) and transactional(r) and r.ping()
