@@ -1,7 +1,8 @@
 """The worker's small HTTP API: history from the DuckDB file it alone owns.
 
 GET /health, GET /symbols, GET /candles (json or csv), POST /candles/import (csv, plain or gzip),
-POST /candles/verify (the kline check on demand: compares a range with Binance's klines and repairs it).
+POST /candles/verify (the kline check on demand: compares a range with Binance's klines and repairs it);
+the live control registry's /symbols/active and /pairs (worker/api_control.py).
 
 Writes (every method but GET/HEAD/OPTIONS) need `Authorization: Bearer <ACCESS_TOKEN>` when a token is set;
 reads stay open. Bodies are read with a limit (worker/api_body.py); an unexpected error answers 500 with a
@@ -17,6 +18,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import redis
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.middleware import Middleware
@@ -31,9 +33,11 @@ from qs_common.symbols import is_symbol
 from qs_common.times import INT64_MAX, INT64_MIN, epoch_to_ms, iso_to_ms
 from worker.api_body import BodyError, read_body
 from worker.api_book import BookReader, book_routes
+from worker.api_control import control_routes
 from worker.api_research import research_routes
 from worker.candles import ALL_INTERVALS, STORED_INTERVALS
 from worker.store import OUTPUT_COLUMNS, CandleStore
+from worker.venue_check import SymbolValidator
 
 log = logging.getLogger("worker.api")
 
@@ -213,7 +217,8 @@ class _CandleRoutes:
 
 def create_app(store: CandleStore, redis_ok: Callable[[], bool], settings: Settings | None = None,
                verify: Callable[[str, int, int], dict[str, Any]] | None = None,
-               research: Any | None = None, book: BookReader | None = None) -> Starlette:
+               research: Any | None = None, book: BookReader | None = None,
+               control: tuple[redis.Redis, SymbolValidator] | None = None) -> Starlette:
     max_body = int((settings.api_max_body_mb if settings else 50.0) * 1_048_576)
     max_rows = settings.import_max_rows if settings else 1_000_000
     token = settings.access_token if settings else ""
@@ -230,6 +235,8 @@ def create_app(store: CandleStore, redis_ok: Callable[[], bool], settings: Setti
             *(research_routes(research, max_body) if research is not None else []),
             # issue 11: GET /book (worker/api_book.py), the book role's output in Redis
             *(book_routes(book) if book is not None else []),
+            # issue 10: /symbols/active and /pairs (worker/api_control.py), the live registry in Redis
+            *(control_routes(control[0], control[1], settings) if control is not None else []),
         ],
         middleware=[Middleware(_InternalErrors), Middleware(_WriteAuth, token=token)],
     )

@@ -25,7 +25,7 @@ from qs_analytics.backtest_metrics import periods_per_year
 from qs_analytics.coint import MIN_POINTS
 from qs_analytics.garch import fit_garch
 from qs_analytics.scanner import scan_pairs
-from qs_common import intervals, keys
+from qs_common import control, intervals, keys
 from qs_common.settings import Settings
 from qs_common.status import write_status
 from worker.research_store import ResearchStore
@@ -56,7 +56,19 @@ class ResearchService:
 
     # ---- the scan ----------------------------------------------------------------------------------------
     def default_symbols(self) -> list[str]:
-        return list(self.settings.scan_symbols or self.settings.symbols)
+        """SCAN_SYMBOLS, or else the live registry's active symbols (the first MAX_SCAN_SYMBOLS by name), so a
+        symbol added from the screen is scanned from the next run on; SYMBOLS when Redis does not answer."""
+        if self.settings.scan_symbols:
+            return list(self.settings.scan_symbols)
+        return list(self.active_symbols()[:MAX_SCAN_SYMBOLS])
+
+    def active_symbols(self) -> tuple[str, ...]:
+        if self.r is not None:
+            try:
+                return control.active_symbols(self.r)
+            except (redis.RedisError, OSError) as exc:
+                log.warning("cannot read the active symbols (%s); using SYMBOLS", exc)
+        return self.settings.symbols
 
     def scan(self, symbols: list[str] | None = None, interval: str | None = None, lookback: int | None = None,
              trigger: str = "demand", max_lag: int | None = None) -> dict[str, Any]:  # fmt: skip
@@ -124,7 +136,7 @@ class ResearchService:
         """
         out: list[dict[str, Any]] = []
         with self._garch_lock:
-            for sym in symbols or list(self.settings.symbols):
+            for sym in symbols or list(self.active_symbols()):
                 times, closes = self.rs.closes_of(sym, GARCH_INTERVAL, None, None, self.settings.garch_lookback)
                 fitted = now_ms()
                 try:

@@ -19,18 +19,20 @@ import duckdb
 import redis
 import uvicorn
 
-from qs_common import deadletters, keys
+from qs_common import control, deadletters, keys
 from qs_common.redis_wait import StartupError, wait_for_redis
 from qs_common.settings import Settings, Source
 from qs_common.status import RateMeter, write_status
 from worker.analytics_consumer import AnalyticsHandler
 from worker.api import create_app
+from worker.backfill.client import KlinesClient
 from worker.backfill.service import BackfillService
 from worker.book_service import BookHandler, SnapshotFetcher, fetches_snapshots
 from worker.candle_consumer import CandleHandler
 from worker.consumer import GroupConsumer, StatusHandler
 from worker.research_service import ResearchService
 from worker.store import CandleStore
+from worker.venue_check import SymbolValidator
 
 log = logging.getLogger("worker")
 
@@ -55,6 +57,11 @@ class Worker:
         self.research_thread: threading.Thread | None = None
         self.book_fetcher: SnapshotFetcher | None = None
         self.book_fetcher_thread: threading.Thread | None = None
+        self.rest: KlinesClient | None = None
+        self.validator: SymbolValidator | None = None
+        # SYMBOLS/PAIRS seed the live registry once per Redis; from then on it is the set every process follows
+        if control.seed(self.r, settings):
+            log.info("control registry seeded from SYMBOLS and PAIRS")
         host = socket.gethostname()
         name = settings.consumer_name or host
 
@@ -65,8 +72,13 @@ class Worker:
             # Not for the synthetic feed: Binance's real klines would be merged into made-up prices.
             # The kline check runs in the backfill thread, with or without backfill.
             rest_on = settings.backfill_enabled or settings.kline_check_on
+            # One REST client (one weight budget) for the backfill and the API's symbol check. The check asks
+            # the venue only for the live feed: synthetic, replayed or tick-file symbols need not trade there.
+            if settings.source is Source.BINANCE or (rest_on and settings.source is not Source.SYNTHETIC):
+                self.rest = KlinesClient(settings.rest_url, settings.venue, settings.rest_weight_limit, self.stop)
+            self.validator = SymbolValidator(settings.venue, self.rest if settings.source is Source.BINANCE else None)
             if rest_on and settings.source is not Source.SYNTHETIC:  # before the consumer starts
-                self.backfill = BackfillService(settings, self.store, self.r, f"backfill-{name}")
+                self.backfill = BackfillService(settings, self.store, self.r, f"backfill-{name}", self.rest)
             # pair scans and GARCH fits read stored candles: in the DuckDB owner, in a thread of their own
             self.research = ResearchService(settings, self.store, self.r)
         if role in ("all", "analytics"):
@@ -147,7 +159,8 @@ class Worker:
         if self.store is not None and api_socket is not None:
             app = create_app(self.store, self._redis_ok, self.settings,
                              verify=self.backfill.verify if self.backfill is not None else None,
-                             research=self.research, book=self.r.get)
+                             research=self.research, book=self.r.get,
+                             control=(self.r, self.validator) if self.validator is not None else None)
             config = uvicorn.Config(app, host=self.settings.api_host, port=self.settings.api_port,
                                     log_level="warning", access_log=False, lifespan="off")
             self.server = uvicorn.Server(config)
@@ -172,6 +185,8 @@ class Worker:
             self.server.should_exit = True
             self.api_thread.join(timeout=10)
         self.write_status()
+        if self.rest is not None:
+            self.rest.close()
         if self.store is not None:
             self.store.close()
         self.r.close()

@@ -7,6 +7,10 @@ of the minutes 23:55-23:59, which is what makes those equal to Binance's). Seman
 default 500 and at most 1000, oldest first; with only `endTime` (or neither) the newest `limit` klines.
 Each answer carries `X-MBX-USED-WEIGHT-1M` (2 per request, per calendar minute); chosen requests can be
 answered 429 with `Retry-After`, or 500. Every request is logged for the tests to look at.
+
+Also `exchangeInfo` (issue 10's symbol check) for a fixed `listing` (symbol -> status, e.g. `BREAK`): spot
+`/api/v3/exchangeInfo?symbol=X` answers that symbol or 400 `{"code": -1121, "msg": "Invalid symbol."}` (weight
+20), `/fapi/v1/exchangeInfo` lists every symbol (weight 1), as Binance does; logged in `info_requests`.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from urllib.parse import parse_qs, urlparse
 INTERVAL_MS = {"1s": 1_000, "1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000, "1h": 3_600_000}
 PATHS = ("/api/v3/klines", "/fapi/v1/klines")
 WEIGHT = 2
+INFO_PATHS = {"/api/v3/exchangeInfo": 20, "/fapi/v1/exchangeInfo": 1}  # path -> weight
 
 Kline = list[Any]  # [open_ms, "o", "h", "l", "c", "v", close_ms, "qv", n, "tbv", "tbqv", "0"]
 
@@ -95,6 +100,8 @@ class KlinesServer:
     retry_after_s: int = 1
     requests: list[dict[str, str]] = field(default_factory=list)
     statuses: list[int] = field(default_factory=list)
+    listing: dict[str, str] = field(default_factory=dict)  # exchangeInfo: symbol -> status
+    info_requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     _weight: dict[int, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -117,7 +124,23 @@ class KlinesServer:
         self.httpd.shutdown()
         self.httpd.server_close()
 
+    def exchange_info(self, path: str, query: dict[str, str]) -> tuple[int, dict[str, str], Any]:
+        with self.lock:
+            self.info_requests.append((path, query))
+            minute = int(time.time() // 60)
+            self._weight[minute] = self._weight.get(minute, 0) + INFO_PATHS[path]
+            hdrs = {"X-MBX-USED-WEIGHT-1M": str(self._weight[minute])}
+        wanted = query.get("symbol") if path.startswith("/api/") else None
+        if wanted is not None and wanted not in self.listing:
+            return 400, hdrs, {"code": -1121, "msg": "Invalid symbol."}
+        symbols = [{"symbol": s, "status": st, "baseAsset": s[:-4], "quoteAsset": s[-4:]}
+                   for s, st in sorted(self.listing.items()) if wanted is None or s == wanted]
+        return 200, hdrs, {"timezone": "UTC", "serverTime": int(time.time() * 1000), "rateLimits": [],
+                           "exchangeFilters": [], "symbols": symbols}
+
     def answer(self, path: str, query: dict[str, str], headers: dict[str, str]) -> tuple[int, dict[str, str], Any]:
+        if path in INFO_PATHS:
+            return self.exchange_info(path, query)
         with self.lock:
             self.requests.append(query)
             n = len(self.requests)

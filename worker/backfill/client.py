@@ -40,6 +40,15 @@ class FetchError(RuntimeError):
 class RejectedRequest(FetchError):
     """A 4xx other than 429/418: the request itself is wrong (unknown symbol or interval); do not retry."""
 
+    def __init__(self, message: str, status: int = 400, text: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.text = text  # the venue's answer (Binance: {"code": ..., "msg": ...}), at most 2,000 characters
+
+
+QUICK_ATTEMPTS = 2  # a request someone waits for (the API's symbol check): fail fast rather than retry a minute
+QUICK_LOCK_S = 10.0
+
 
 class Stopped(Exception):
     """The worker is stopping."""
@@ -77,11 +86,14 @@ class KlinesClient:
         if self.stop.wait(seconds):
             raise Stopped
 
-    def _respect_budget(self, weight: int | None = None) -> None:
+    def _over_budget(self, weight: int | None) -> bool:
         minute = int(time.time() // 60)
         if minute != self._minute:  # Binance's window is the calendar minute
             self._minute, self.stats.weight_used_1m = minute, 0
-        if self.stats.weight_used_1m + (self.weight if weight is None else weight) > self.weight_limit:
+        return self.stats.weight_used_1m + (self.weight if weight is None else weight) > self.weight_limit
+
+    def _respect_budget(self, weight: int | None = None) -> None:
+        if self._over_budget(weight):
             self.stats.budget_waits += 1
             log.info("weight %d of budget %d used this minute; waiting for the next minute",
                      self.stats.weight_used_1m, self.weight_limit)
@@ -109,9 +121,23 @@ class KlinesClient:
         with self._lock:
             return self._get(path, params, weight, f"{path} {params.get('symbol', '')}")
 
-    def _get(self, path: str, params: dict[str, str | int], weight: int, what: str) -> Any:
+    def get_json_now(self, path: str, params: dict[str, str | int], weight: int) -> Any:
+        """A request someone is waiting for (the API's symbol check): the same budget, but FetchError at once
+        where `get_json` would wait (the budget spent this minute, a rate limit, the client busy for long),
+        and at most QUICK_ATTEMPTS tries."""
+        if not self._lock.acquire(timeout=QUICK_LOCK_S):
+            raise FetchError("the REST client is busy (backfill); try again in a minute")
+        try:
+            return self._get(path, params, weight, f"{path} {params.get('symbol', '')}", quick=True)
+        finally:
+            self._lock.release()
+
+    def _get(self, path: str, params: dict[str, str | int], weight: int, what: str, quick: bool = False) -> Any:
         attempt = 0
         while True:
+            if quick and self._over_budget(weight):
+                raise FetchError(f"the REST weight budget (REST_WEIGHT_LIMIT={self.weight_limit}) is spent this "
+                                 "minute; try again in a minute")
             self._respect_budget(weight)
             attempt += 1
             try:
@@ -130,6 +156,10 @@ class KlinesClient:
                         return resp.json()
                     except ValueError as exc:
                         raise FetchError(f"{what}: answer is not JSON: {exc}") from exc
+                if resp.status_code in RATE_LIMITED and quick:
+                    self.stats.rate_limited += 1
+                    raise FetchError(f"{what}: HTTP {resp.status_code}, the venue asks to wait "
+                                     f"{_retry_after(resp, default=60.0):.0f} s")
                 if resp.status_code in RATE_LIMITED:
                     self.stats.rate_limited += 1
                     wait = _retry_after(resp, default=60.0)
@@ -139,9 +169,10 @@ class KlinesClient:
                     attempt -= 1  # waiting as told is not a failed attempt
                     continue
                 if 400 <= resp.status_code < 500:
-                    raise RejectedRequest(f"HTTP {resp.status_code} for {what}: {resp.text[:200]}")
+                    raise RejectedRequest(f"HTTP {resp.status_code} for {what}: {resp.text[:200]}",
+                                          resp.status_code, resp.text[:2000])
                 problem = f"HTTP {resp.status_code}"
-            if attempt >= MAX_ATTEMPTS:
+            if attempt >= (QUICK_ATTEMPTS if quick else MAX_ATTEMPTS):
                 raise FetchError(f"{what}: {problem} after {attempt} attempts")
             self.stats.retries += 1
             self._wait(backoff_delay(attempt, RETRY_BASE_S, self.backoff_max_s))

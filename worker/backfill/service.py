@@ -10,6 +10,9 @@ is closed, and may come from REST, once its close time is before "now".
   the record is acknowledged once every closed candle of them is stored (the rest stays a durable job).
 - Holes: every few seconds the 1m history in the look-back window is scanned; a missing run of minutes,
   e.g. where live data resumed after a stop, gives jobs for its time span at every interval.
+- Symbols added at runtime (the live registry, qs_common/control.py, watched once a second): each gets the
+  start-up backfill (`BACKFILL_LOOKBACK_H`, from its last stored candle if it had been watched before); holes
+  and the kline check follow the active set. A removed symbol keeps its history (nothing is deleted).
 - The kline check (`kline_check`, setting `KLINE_CHECK`): every closed live 1m candle compared with its
   kline and repaired from it; its follow-up jobs (origin `kline-check`) repair the 1s and 5m candles of a
   repaired minute. It runs in this thread, sharing the client and its budget, also when `BACKFILL_ENABLED`
@@ -25,7 +28,7 @@ from typing import Any
 
 import redis
 
-from qs_common import codec
+from qs_common import codec, control
 from qs_common.settings import Settings
 from qs_common.venues.binance.config import KLINES_PAGE_LIMIT
 from qs_common.venues.binance.klines import VENUE_INTERVALS, KlineError
@@ -48,9 +51,13 @@ CHECK_ORIGIN = "kline-check"
 
 
 class BackfillService:
-    def __init__(self, settings: Settings, store: CandleStore, r: redis.Redis, consumer: str) -> None:
+    def __init__(self, settings: Settings, store: CandleStore, r: redis.Redis, consumer: str,
+                 client: KlinesClient | None = None) -> None:
         self.settings = settings
         self.r = r
+        self.shared_client = client  # the worker's REST client (shared with the API's symbol check), or our own
+        self.registry = control.Watcher(r)
+        self.symbols: tuple[str, ...] = settings.symbols  # the active set, once the registry was read
         self.rest = RestCandleStore(store)
         self.gap_reader = GapReader(r, consumer)
         self.lookback_ms = int(settings.backfill_lookback_h * 3_600_000)
@@ -82,7 +89,7 @@ class BackfillService:
     # -- lifecycle -------------------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
         s = self.settings
-        self.client = KlinesClient(s.rest_url, s.venue, s.rest_weight_limit, stop)
+        self.client = self.shared_client or KlinesClient(s.rest_url, s.venue, s.rest_weight_limit, stop)
         log.info("backfill %s from %s (%s), look-back %g h, intervals %s; kline check %s",
                  "on" if self.backfill_on else "off", s.rest_url, s.venue.value, s.backfill_lookback_h,
                  ",".join(self.intervals),
@@ -101,7 +108,8 @@ class BackfillService:
                     stop.wait(0.5)
         finally:
             client, self.client = self.client, None
-            client.close()
+            if client is not self.shared_client:
+                client.close()
 
     def _set_state(self, state: str) -> None:
         if state != self.state:
@@ -120,6 +128,7 @@ class BackfillService:
         if self.now_ms is None:
             self._set_state("waiting-for-data")
             return False
+        self._follow_registry(self.now_ms)
         if self.backfill_on:
             if not self.planned:
                 self._plan_startup(self.now_ms)
@@ -159,8 +168,27 @@ class BackfillService:
         if job.end_ms > job.start_ms and self.rest.save_job(job):
             self.jobs.append(job)
 
+    def _follow_registry(self, now_ms: int) -> None:
+        """Adopt the registry's active set; a symbol new to it gets the start-up backfill (after start-up)."""
+        seen = self.registry.poll()
+        if seen is None:
+            return
+        active = seen[0]
+        added = [s for s in active if s not in self.symbols]
+        self.symbols = active
+        self.check.symbols = active
+        if not (self.planned and added and self.backfill_on):
+            return  # before start-up planning every active symbol is planned there
+        last = self.rest.last_open_times()  # a symbol watched before resumes from its last stored candle
+        for symbol in added:
+            log.info("symbol %s added: backfilling %g h of %s", symbol, self.settings.backfill_lookback_h,
+                     ",".join(self.intervals))
+            for interval in self.intervals:
+                self._add_job(plan.startup_job(symbol, interval, last.get((symbol, interval)), now_ms,
+                                               self.lookback_ms))
+
     def _plan_startup(self, now_ms: int) -> None:
-        symbols = dict.fromkeys([*self.settings.symbols, *(s for s, _ in self.startup_last)])
+        symbols = dict.fromkeys([*self.symbols, *(s for s, _ in self.startup_last)])
         for symbol in symbols:
             for interval in self.intervals:
                 self._add_job(plan.startup_job(symbol, interval, self.startup_last.get((symbol, interval)),
@@ -187,7 +215,7 @@ class BackfillService:
 
     def _scan_holes(self, now_ms: int) -> None:
         ms = STORED_INTERVALS[HOLE_INTERVAL]
-        for symbol in self.settings.symbols:
+        for symbol in self.symbols:
             opens = self.rest.open_times(symbol, HOLE_INTERVAL, now_ms - self.lookback_ms)
             for before, after in plan.hole_spans(opens, ms):
                 key = (symbol, before, after)
@@ -258,7 +286,7 @@ class BackfillService:
         return {
             "state": self.state, "venue": self.settings.venue.value, "rest_url": self.settings.rest_url,
             "now_ms": self.now_ms, "lookback_h": self.settings.backfill_lookback_h,
-            "symbols": list(self.settings.symbols), "intervals": self.intervals, "done": list(self.done),
+            "symbols": list(self.symbols), "intervals": self.intervals, "done": list(self.done),
             "jobs_pending": len(self.jobs), "candles_fetched": self.fetched,
             "candles_stored": self.totals.inserted + self.totals.replaced, "replaced": self.totals.replaced,
             "agreed": self.totals.agreed, "mismatches": self.totals.differed,
