@@ -11,6 +11,10 @@ A rule watches either pairs (`pair`: `Y/X` or `*`, the pair metrics of `stream:a
 `symbol` (`SYMBOL` or `*` for every symbol), one symbol's statistics (`symbol:stats:{SYMBOL}`: price, momentum,
 price z, volatility and the GARCH fields; `names.SYMBOL_METRIC_NAMES`), evaluated on each trade of that symbol
 with the same hysteresis and cool-down. A rule without `symbol` is exactly the old pair rule.
+
+A rule may name a `webhook` (http or https URL): the worker POSTs each of its alerts there (worker/webhooks.py).
+The URL is checked here, so the dashboard and the worker refuse the same things. `default_rule` is the rule a
+fresh install starts with (|z| >= 2 on every pair, re-armed below 0.5).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import math
 import re
 from dataclasses import dataclass
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -33,6 +38,9 @@ _EXPR = re.compile(
         (?P<th>[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*$""",
     re.VERBOSE,
 )
+
+WEBHOOK_MAX_LEN = 2_048  # what browsers and most servers accept in a request line
+DEFAULT_RULE_ID = "default-z"
 
 
 class AlertRule(BaseModel):
@@ -48,17 +56,21 @@ class AlertRule(BaseModel):
     hysteresis: float = Field(0.0, ge=0.0)
     cooldown_ms: int = Field(0, ge=0)
     enabled: bool = True
-    name: str = ""
+    name: str = Field("", max_length=200)
+    webhook: str | None = None  # http(s) URL each alert of the rule is POSTed to (worker/webhooks.py)
 
     @model_validator(mode="before")
     @classmethod
     def _known_metric(cls, data: object) -> object:
         # the metric's vocabulary depends on the rule's kind (pair or symbol), so it is resolved here
         if isinstance(data, dict) and isinstance(data.get("metric"), str):
-            sym = data.get("symbol")
-            resolve = resolve_symbol_metric if sym is not None else resolve_metric
-            data = {**data, "metric": resolve(data["metric"])}
+            data = {**data, "metric": _resolve(data["metric"], data.get("symbol") is not None)}
         return data
+
+    @field_validator("webhook")
+    @classmethod
+    def _webhook(cls, v: str | None) -> str | None:
+        return check_webhook(v)
 
     @field_validator("symbol")
     @classmethod
@@ -132,9 +144,54 @@ def parse_expression(expression: str, symbol: bool = False) -> tuple[str, Operat
             "with OP one of >, >=, <, <="
         )
     abs_value = m.group("abs") is not None
-    metric = (resolve_symbol_metric if symbol else resolve_metric)(m.group("am") if abs_value else m.group("m"))
+    metric = _resolve(m.group("am") if abs_value else m.group("m"), symbol)
     op: Operator = m.group("op")  # type: ignore[assignment]  # the regex admits only the four operators
     return metric, op, float(m.group("th")), abs_value
+
+
+def _resolve(name: str, symbol: bool) -> str:
+    """The metric `name` stands for in the rule's vocabulary; the error says when it is the other kind's."""
+    try:
+        return (resolve_symbol_metric if symbol else resolve_metric)(name)
+    except ValueError as exc:
+        other = resolve_metric if symbol else resolve_symbol_metric
+        try:
+            other(name)
+        except ValueError:
+            raise exc from None
+        hint = "a pair metric: make it a pair rule" if symbol else "a symbol metric: give the rule a `symbol`"
+        raise ValueError(f"{exc} ({name.strip()!r} is {hint})") from None
+
+
+def check_webhook(url: str | None) -> str | None:
+    """A webhook URL as stored (None or empty: no webhook); ValueError saying what is wrong with it."""
+    if url is None or not url.strip():
+        return None
+    url = url.strip()
+    if len(url) > WEBHOOK_MAX_LEN:
+        raise ValueError(f"webhook URL longer than {WEBHOOK_MAX_LEN} characters")
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url) or not url.isascii():
+        raise ValueError("webhook URL has spaces, control or non-ASCII characters (percent-encode them)")
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # ValueError on a port that is not a number in range
+    except ValueError as exc:
+        raise ValueError(f"webhook URL is not a URL: {exc}") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ValueError(f"webhook URL must start with http:// or https://, got {parts.scheme[:20]!r}")
+    if not parts.hostname:
+        raise ValueError("webhook URL has no host")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("webhook URL must not carry a user or password (put a token in the path or query)")
+    return url
+
+
+def default_rule(z_entry: float = 2.0, z_exit: float = 0.5) -> AlertRule:
+    """The rule a fresh install starts with: |z| >= z_entry on every pair, re-armed once |z| < z_exit."""
+    return AlertRule.from_expression(
+        DEFAULT_RULE_ID, f"|z| >= {z_entry!r}", pair="*", hysteresis=z_entry - z_exit, cooldown_ms=0,
+        name=f"default: |z| >= {z_entry:g} on every pair, re-armed below {z_exit:g}",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +208,7 @@ class FiredAlert:
             "rule": self.rule.to_json(),
             "metric": self.rule.metric,
             "value": repr(self.value),
+            "threshold": repr(self.rule.threshold),
             # a symbol rule's alert names the symbol instead of a pair
             ("symbol" if self.rule.symbol is not None else "pair"): self.pair,
             "ts": str(self.ts_ms),

@@ -70,6 +70,8 @@ SYMBOL_ALIASES: dict[str, str] = {
     "sigma_next": "garch_sigma_next",
     "sigma_next_ann": "garch_sigma_next_ann",
     "persistence": "garch_persistence",
+    "spread_bps": "book_spread_bps",
+    "imbalance": "book_imbalance_1",
 }
 
 

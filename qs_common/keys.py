@@ -16,10 +16,12 @@ CANDLES_GROUP = "candles"
 ANALYTICS_GROUP = "analytics"
 GAPS_GROUP = "gap-repair"
 BOOK_GROUP = "book"
+WEBHOOKS_GROUP = "webhooks"  # on stream:alerts: the worker's webhook delivery (worker/webhooks.py)
 # Groups that ingest creates (at id 0) before it publishes, so that nothing is trimmed before a worker starts.
 TICK_GROUPS = (CANDLES_GROUP, ANALYTICS_GROUP)
 
 ALERT_RULES = "alerts:rules"  # hash: rule id -> rule JSON
+ALERT_RULES_SEEDED = "alerts:seeded"  # string, set once the default rule was offered: a deleted default stays deleted
 
 # Bounds (MAXLEN, approximate) of the side streams: recent history is all anyone reads from them.
 GAPS_MAXLEN = 10_000
@@ -32,6 +34,7 @@ STATUS_WORKER_BACKFILL = "worker-backfill"
 STATUS_WORKER_RESEARCH = "worker-research"
 STATUS_WORKER_CANDLES = "worker-candles"
 STATUS_WORKER_ANALYTICS = "worker-analytics"
+STATUS_WORKER_WEBHOOKS = "worker-webhooks"  # webhook delivery: delivered, failures, dropped, in hand
 
 
 def worker_status(label: str) -> str:

@@ -23,6 +23,7 @@ from qs_analytics.engine import PairConfig, PairEngine
 from qs_analytics.symbol import SymbolStats, book_metrics
 from qs_common import codec, keys
 from qs_common.settings import Settings
+from worker import webhooks
 from worker.consumer import Entry, Rejected
 from worker.trade_checks import MAX_TIME_MS
 
@@ -89,6 +90,9 @@ class AnalyticsHandler:
         self.garch: dict[str, dict[str, Any]] = {}  # symbol -> garch_* fields (issue 9), refreshed with the rules
         self._last_snap: dict[str, Any] = {}
         self._symbol_fired: list[dict[str, str]] = []  # symbol-rule alerts waiting for the next write
+        # what this consumer writes to stream:alerts is delivered to the rules' webhooks by threads of their own,
+        # which read that stream (never this loop); they also seed the default rule once per Redis (issue 10)
+        self.webhooks = webhooks.start(settings, r)
 
     def status(self) -> dict[str, Any]:
         """Counters for the consumer's status record (`status:worker-analytics`)."""
