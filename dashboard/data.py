@@ -184,6 +184,19 @@ def books(symbols: list[str]) -> dict[str, dict[str, Any] | None]:
     return {s: _loads(raw) for s, raw in zip(symbols, raws, strict=True)}
 
 
+def symbol_records(symbols: list[str]) -> dict[str, dict[str, Any]]:
+    """Per symbol, the engine's `symbol:stats` with the newest `symbol:garch` fit over it (one MGET);
+    a symbol without either has an empty record."""
+    if not symbols:
+        return {}
+    names = [k for s in symbols for k in (keys.symbol_stats_key(s), keys.garch_key(s))]
+    raws = redis_call(rds().mget, names)
+    out: dict[str, dict[str, Any]] = {}
+    for i, sym in enumerate(symbols):
+        out[sym] = {**(_loads(raws[2 * i]) or {}), **(_loads(raws[2 * i + 1]) or {})}  # the fit's own key is the newest
+    return out
+
+
 def _loads(raw: str | None) -> dict[str, Any] | None:
     if raw is None:
         return None

@@ -49,3 +49,35 @@ def return_correlation(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
     if len(cols) < 2:
         return pd.DataFrame()
     return pd.DataFrame(cols).dropna().corr()
+
+
+# The engine's per-symbol metrics (symbol:stats) and the GARCH fit (symbol:garch), as the Markets table shows
+# and exports them: column -> record field.
+SYMBOL_METRICS = {
+    "price": "price",
+    "momentum (bps/min)": "momentum_bps_per_min",
+    "price z": "price_z",
+    "realised vol (per trade)": "vol",
+    "annualised vol": "vol_annualised",
+    "GARCH σ now (%/1m)": "garch_sigma_now",
+    "GARCH σ next (%/1m)": "garch_sigma_next",
+    "GARCH σ next, annualised (%)": "garch_sigma_next_ann",
+    "trades in window": "n",
+    "GARCH fitted (ms UTC)": "garch_fitted_ms",
+}
+
+
+def _finite(value: object) -> float:
+    try:
+        v = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return math.nan
+    return v if math.isfinite(v) else math.nan
+
+
+def symbol_metrics(records: dict[str, dict[str, object]]) -> pd.DataFrame:
+    """One row per symbol (in the given order), the SYMBOL_METRICS columns as floats (NaN = not computed yet;
+    a field that is not a number reads as NaN rather than failing the page)."""
+    rows = [{"symbol": sym, **{col: _finite(rec.get(field)) for col, field in SYMBOL_METRICS.items()}}
+            for sym, rec in records.items()]  # fmt: skip
+    return pd.DataFrame(rows, columns=["symbol", *SYMBOL_METRICS])

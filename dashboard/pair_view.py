@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import candles_live, data, live
+from dashboard import candles_live, live
 from dashboard.frames import align_closes
 from dashboard.pair_calc import pair_calc
 from dashboard.sidebar import Controls
@@ -32,12 +32,6 @@ def latest_engine(rows: pd.DataFrame) -> dict[str, Any] | None:
     return {k: v for k, v in last.items() if not (isinstance(v, float) and pd.isna(v))}
 
 
-def kalman_params() -> tuple[tuple[str, float], ...]:
-    """The worker's Kalman settings, so the dashboard's Kalman fair value is the worker's."""
-    s = data.settings()
-    return (("delta", s.kalman_delta), ("obs_noise", s.kalman_obs_noise), ("init_cov", s.kalman_init_cov))
-
-
 def pair_view(c: Controls) -> tuple[dict[str, pd.DataFrame], pd.DataFrame, tuple[int, int]]:
     """(candles per leg, the pair calc frame, points still needed for (fair value, z-score)).
 
@@ -45,7 +39,7 @@ def pair_view(c: Controls) -> tuple[dict[str, pd.DataFrame], pd.DataFrame, tuple
     frames = candles_live.live_candles([c.y, c.x], c.interval, c.candles + c.window)
     closes = align_closes(frames[c.y], frames[c.x])
     store = st.session_state.setdefault("_pair_calc", {})
-    calc = pair_calc(store, (c.regression, c.window, c.pair, c.interval, kalman_params()), closes)
+    calc = pair_calc(store, (c.regression, c.window, c.pair, c.interval, c.kalman), closes)
     forming = None
     if not frames[c.y].empty and not frames[c.x].empty:
         forming = int(min(frames[c.y]["open_time"].iloc[-1], frames[c.x]["open_time"].iloc[-1]))

@@ -1,4 +1,9 @@
-"""The shared sidebar: every control the pages read, returned as one `Controls` value."""
+"""The shared sidebar: every control the pages read, returned as one `Controls` value.
+
+The pairs offered are the ones the worker computes (the live registry, `qs_common.control`), and the analytics
+settings are that pair's engine settings: the live page's candle-level view is computed with exactly what the
+engine uses, so there is one window and one β source per pair, not a second set in the browser.
+"""
 
 from __future__ import annotations
 
@@ -7,31 +12,56 @@ from dataclasses import dataclass
 
 import streamlit as st
 
+from dashboard import control_api, control_panel, data
+from dashboard.control_api import Registry
+from dashboard.safe import md
+from qs_common import control
+from qs_common.control import PairSettings
 from qs_common.settings import Settings
 
 INTERVALS = ("1s", "1m", "5m", "15m", "1h")
-REGRESSIONS = ("OLS", "Huber", "Theil-Sen", "Kalman")
 REFRESH = {"0.5 s": 0.5, "1 s": 1.0, "2 s": 2.0, "5 s": 5.0, "off": None}
 COMMON_ZONES = ("UTC", "Europe/London", "Europe/Berlin", "America/New_York", "Asia/Kolkata", "Asia/Tokyo")
 
 
 @dataclass(frozen=True)
 class Controls:
-    symbols: tuple[str, ...]
+    symbols: tuple[str, ...]  # the active symbols (registry)
     y: str
     x: str
     interval: str
-    window: int
-    regression: str
-    z_exit: float
-    z_entry: float
     tz: str
     refresh_s: float | None
     candles: int
+    settings: PairSettings  # the pair's engine settings (registry); defaults when the pair is not computed
+    computed: bool = True  # False: no pair is in the registry, the worker computes nothing for y/x
+    init_cov: float = 1.0  # KALMAN_INIT_COV: not a per-pair setting
 
     @property
     def pair(self) -> str:
         return f"{self.y}/{self.x}"
+
+    @property
+    def window(self) -> int:
+        return self.settings.window
+
+    @property
+    def regression(self) -> str:
+        return control_api.REGRESSION_OF[self.settings.beta_source]
+
+    @property
+    def z_entry(self) -> float:
+        return self.settings.z_entry
+
+    @property
+    def z_exit(self) -> float:
+        return self.settings.z_exit
+
+    @property
+    def kalman(self) -> tuple[tuple[str, float], ...]:
+        """The pair's Kalman settings, so the dashboard's Kalman fair value is the engine's."""
+        s = self.settings
+        return (("delta", s.delta), ("obs_noise", s.obs_noise), ("init_cov", self.init_cov))
 
     @property
     def chart_refresh_s(self) -> float | None:
@@ -45,38 +75,61 @@ def _zones() -> list[str]:
     return [*COMMON_ZONES, *rest]
 
 
+def read_registry(cfg: Settings) -> Registry:
+    """The registry; when Redis does not answer, the configured sets (the pages then say Redis is down)."""
+    try:
+        control_api.seed()
+        return control_api.registry()
+    except data.Unavailable as exc:
+        st.sidebar.warning(md(exc))
+    pairs = {control.pair_id(y, x): control.default_pair(cfg, y, x) for y, x in cfg.pair_legs()}
+    return Registry(tuple(cfg.symbols), pairs, 0)
+
+
+def fallback_pair(cfg: Settings, reg: Registry) -> PairSettings:
+    """What the pages look at while no pair is computed: the configured pair, else two active symbols."""
+    legs = cfg.pair_legs()
+    if legs:
+        return control.default_pair(cfg, *legs[0])
+    # one symbol or none: any two distinct names will do, the pages say nothing is computed for them
+    y, x = list(dict.fromkeys([*reg.symbols, *cfg.symbols, "ETHUSDT", "BTCUSDT"]))[:2]
+    return control.default_pair(cfg, y, x)
+
+
+def choose_pair(cfg: Settings, reg: Registry) -> tuple[PairSettings, bool]:
+    options = list(reg.pairs)
+    if not options:
+        st.info("The worker computes no pair yet: add one under **Symbols and pairs**.")
+        return fallback_pair(cfg, reg), False
+    if st.session_state.get("pair") not in options:
+        st.session_state.pop("pair", None)  # removed elsewhere: fall back to the first pair
+    pid = st.selectbox("Pair (Y/X)", options, key="pair", help="the pairs the worker computes")
+    return reg.pairs[str(pid)], True
+
+
 def render(cfg: Settings) -> Controls:
-    symbols = list(cfg.symbols)
-    y0, x0 = cfg.pair_legs()[0] if cfg.pair_legs() else (symbols[0], symbols[-1])
+    reg = read_registry(cfg)
     with st.sidebar:
         st.subheader("Market")
-        chosen = st.multiselect("Symbols", symbols, default=symbols, key="symbols")
-        pair_options = [
-            *("/".join(legs) for legs in cfg.pair_legs()),
-            *(f"{a}/{b}" for a in symbols for b in symbols if a != b),
-        ]
-        pair_options = list(dict.fromkeys(pair_options))
-        pair = st.selectbox("Pair (Y/X)", pair_options, index=pair_options.index(f"{y0}/{x0}"), key="pair")
-        y, x = pair.split("/")
+        control_panel.show_notice()
+        ps, computed = choose_pair(cfg, reg)
         interval = st.segmented_control("Timeframe", INTERVALS, default="1m", required=True, key="interval") or "1m"
         candles = st.select_slider("Candles shown", (60, 120, 300, 600, 1_000, 2_000), value=300, key="candles")
-        st.subheader("Analytics")
-        regression = st.selectbox("Regression", REGRESSIONS, key="regression")
-        window = st.number_input("Rolling window (points)", 10, 5_000, value=60, step=10, key="window")
-        z_exit, z_entry = st.slider("Z-score bands (exit, entry)", 0.0, 5.0, (0.5, 2.0), 0.1, key="zbands")
+        if computed:
+            control_panel.engine_settings(ps, reg.version)
+        control_panel.manage(reg, ps.id if computed else None)
         st.subheader("Display")
         tz = st.selectbox("Time zone", _zones(), index=0, key="tz")
         refresh = st.selectbox("Refresh", list(REFRESH), index=0, key="refresh")
     return Controls(
-        symbols=tuple(chosen) or tuple(symbols),
-        y=y,
-        x=x,
+        symbols=reg.symbols or tuple(cfg.symbols),
+        y=ps.y,
+        x=ps.x,
         interval=str(interval),
-        window=int(window),
-        regression=str(regression),
-        z_exit=float(z_exit),
-        z_entry=float(z_entry),
         tz=str(tz),
         refresh_s=REFRESH[str(refresh)],
         candles=int(candles),
+        settings=ps,
+        computed=computed,
+        init_cov=cfg.kalman_init_cov,
     )

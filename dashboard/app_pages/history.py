@@ -6,7 +6,7 @@ from datetime import UTC, datetime, time, timedelta
 
 import streamlit as st
 
-from dashboard import data, pair_view
+from dashboard import data
 from dashboard.components import charts, notices
 from dashboard.features import features
 from dashboard.frames import align_closes, display_time
@@ -69,7 +69,7 @@ if pair_too:
     except data.Unavailable as exc:
         notices.unavailable(str(exc))
         st.stop()
-    pc = PairCalc(c.regression, c.window, dict(pair_view.kalman_params()))
+    pc = PairCalc(c.regression, c.window, dict(c.kalman))
     calc = pc.run(align_closes(legs[c.y], legs[c.x]), None)
     calc = calc.rename(columns={"y": c.y, "x": c.x})
     table = table.merge(calc, on="open_time", how="left")

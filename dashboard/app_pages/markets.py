@@ -1,4 +1,5 @@
-"""Markets: every configured symbol at a glance, and how their returns move together."""
+"""Markets: every active symbol at a glance, the engine's per-symbol metrics (exportable), and how their
+returns move together."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import streamlit as st
 
 from dashboard import candles_live, data
 from dashboard.components import charts, notices, panels
-from dashboard.features import return_correlation, summary
+from dashboard.features import SYMBOL_METRICS, return_correlation, summary, symbol_metrics
 from dashboard.frames import fmt_time
 from dashboard.safe import csv_text, filename, md
 from dashboard.sidebar import Controls
@@ -62,7 +63,31 @@ def markets() -> None:
         st.plotly_chart(charts.heatmap(corr, "Correlation of log returns"), config=charts.CONFIG)
 
 
+@st.fragment(run_every=c.chart_refresh_s)
+def engine_metrics() -> None:
+    """The worker's per-symbol metrics (symbol:stats, tick level over SYMBOL_WINDOW trades) and GARCH σ
+    (symbol:garch) for every active symbol."""
+    st.subheader("Per-symbol metrics (engine)")
+    try:
+        table = symbol_metrics(data.symbol_records(list(c.symbols)))
+    except data.Unavailable as exc:
+        notices.unavailable(str(exc))
+        return
+    st.caption(
+        "From the worker, over its last SYMBOL_WINDOW trades of each symbol: momentum = slope of ln(price) on "
+        "time (bps per minute), price z, realised vol = std of per-trade log returns, annualised vol = "
+        "√(Σr² / elapsed years); GARCH σ from the newest fit on 1m returns. Empty = not computed yet."
+    )
+    shown = table.drop(columns=["GARCH fitted (ms UTC)"])
+    shown["GARCH fitted"] = [fmt_time(int(t), c.tz) if t == t else "—" for t in table["GARCH fitted (ms UTC)"]]
+    fmt = {k: st.column_config.NumberColumn(format="%.6g") for k in SYMBOL_METRICS if k in shown}
+    st.dataframe(shown, hide_index=True, key="symbol_metrics", column_config=fmt)
+    st.download_button("Download per-symbol metrics (CSV)", csv_text(table), filename("symbol-metrics.csv"),
+                       "text/csv", key="dl_symbol_metrics")  # fmt: skip
+
+
 markets()
+engine_metrics()
 
 
 # ---- GARCH(1,1) per symbol (the worker refits hourly on 1m candles; issue 9) -----------------------------------

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import data
+from dashboard import control_api, data
 from dashboard.components import notices, research_views
 from dashboard.frames import fmt_time
 from dashboard.safe import csv_text, filename, md
@@ -20,6 +20,7 @@ from qs_common import intervals
 
 c: Controls = st.session_state["_controls"]
 BACKTEST_PAGE = Path(__file__).parent / "backtest.py"
+LIVE_PAGE = Path(__file__).parent / "live_pair.py"
 INTERVALS = intervals.RESEARCH_INTERVALS
 
 st.title("Pair research")
@@ -30,10 +31,18 @@ st.markdown(
 )
 
 
-def send_to_live_monitor(y: str, x: str) -> bool:
-    """LIVE-MONITOR HOOK (the live-control issue): start watching Y/X live. Until the worker can add a pair at
-    run time this returns False and the page says how to watch it (PAIRS=Y/X)."""
-    return False
+def send_to_live_monitor(y: str, x: str) -> None:
+    """Start watching Y/X live: `POST /pairs` with the deployment's default engine settings. A button callback
+    (it runs before the sidebar), so the sidebar can select the new pair; the page then opens the live page, or
+    shows the API's refusal as text."""
+    try:
+        if f"{y}/{x}" not in control_api.registry().pairs:  # a pair already watched keeps its settings
+            control_api.add_pair(y, x)
+    except (control_api.Refused, data.Unavailable) as exc:
+        st.session_state["_to_live_error"] = f"{y}/{x} could not be added to the live monitor: {exc}"
+        return
+    st.session_state["pair"] = f"{y}/{x}"
+    st.session_state["_to_live"] = True
 
 
 # ---- run a scan ------------------------------------------------------------------------------------------
@@ -120,9 +129,12 @@ if pair_row is not None:
                                              "limit": int(run["n_points"]), "half_life": pair_row["half_life"],
                                              "from_scan": int(run["run_id"])}  # fmt: skip
         st.switch_page(str(BACKTEST_PAGE))
-    if b2.button("Monitor live", key="to_live") and not send_to_live_monitor(y, x):
-        st.info(md(f"Live monitoring of a new pair is not switchable from here yet: set PAIRS={y}/{x} "
-                   "and restart the worker's analytics."))  # fmt: skip
+    b2.button("Monitor live", key="to_live", on_click=send_to_live_monitor, args=(y, x),
+              help="adds the pair to the worker (POST /pairs), then opens the live page on it")  # fmt: skip
+    if st.session_state.pop("_to_live", False):
+        st.switch_page(str(LIVE_PAGE))
+    if "_to_live_error" in st.session_state:
+        st.error(md(st.session_state.pop("_to_live_error")))
     try:
         legs = {s: data.fetch_candles(data.settings().api_url, s, run["interval"], int(run["lookback"]))
                 for s in (y, x)}  # fmt: skip

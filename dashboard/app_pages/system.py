@@ -7,7 +7,7 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import data, timing
+from dashboard import control_api, data, timing
 from dashboard.components import notices
 from dashboard.frames import fmt_age, fmt_time
 from dashboard.safe import md
@@ -76,6 +76,51 @@ def robustness(stats: dict[str, dict[str, Any]]) -> None:
     cols[2].metric("Repaired from REST", count(backfill, "kline_repaired"))
 
 
+WEBHOOKS = keys.worker_status("webhooks")  # the worker's webhook delivery (worker/webhooks.py)
+
+
+def delivery(record: dict[str, Any] | None) -> None:
+    """Alert delivery to webhooks: the delivery's counters as it reports them (delivered, failures, ...)."""
+    st.subheader("Alert delivery (webhooks)")
+    if record is None:
+        st.caption("No webhook delivery reporting (no status:worker-webhooks record): no worker runs it.")
+        return
+    counters = {k: v for k, v in record.items() if isinstance(v, int | float) and not isinstance(v, bool)
+                and not k.endswith("_ms")}  # fmt: skip
+    if counters:
+        cols = st.columns(min(len(counters), 6))
+        for i, (name, value) in enumerate(counters.items()):
+            cols[i % len(cols)].metric(name.replace("_", " "), f"{value:g}")
+    for name, value in record.items():
+        if isinstance(value, dict) and value:
+            st.dataframe([{name: str(k), **_flat(v)} for k, v in value.items()], hide_index=True)
+    last = record.get("last_error")
+    if last:
+        st.caption(md(f"Last delivery error: {last}"))
+
+
+def _flat(value: object) -> dict[str, str]:
+    if isinstance(value, dict):
+        return {str(k): json.dumps(v) if isinstance(v, list | dict) else str(v) for k, v in value.items()}
+    return {"value": str(value)}
+
+
+def registry_panel() -> None:
+    """The live registry (symbols, pairs with their engine settings, version) as every process sees it."""
+    st.subheader("Live registry")
+    try:
+        reg = control_api.registry()
+    except data.Unavailable as exc:
+        notices.unavailable(str(exc))
+        return
+    st.caption(md(f"Version {reg.version} · {len(reg.symbols)} active symbol(s): {', '.join(reg.symbols) or 'none'}"))
+    if reg.pairs:
+        st.dataframe([{"pair": pid, **ps.model_dump(exclude={"y", "x"})} for pid, ps in reg.pairs.items()],
+                     hide_index=True, key="registry_pairs")  # fmt: skip
+    else:
+        st.caption("No pairs: the worker computes none.")
+
+
 @st.fragment(run_every=None if c.refresh_s is None else max(c.refresh_s, 1.0))
 def system() -> None:
     try:
@@ -88,6 +133,8 @@ def system() -> None:
         return
     now = now_ms()
     feed(stats.get(keys.STATUS_INGEST), now)
+    registry_panel()
+    delivery(stats.get(WEBHOOKS))
     robustness(stats)
     st.subheader("Consumers")
     rows: list[dict[str, Any]] = []

@@ -7,7 +7,7 @@ import re
 import pandas as pd
 import streamlit as st
 
-from dashboard import data, pair_view
+from dashboard import data
 from dashboard.components import charts, notices
 from dashboard.csv_upload import CsvError, ParsedCsv, infer_interval_ms, parse_ohlc_csv, to_api_csv
 from dashboard.features import features
@@ -65,7 +65,7 @@ if len(names) >= 2:
     x = b.selectbox("X leg", [n for n in names if n != y], index=0, key="up_x")
     closes = align_closes(series[y][0], series[x][0])
     st.subheader(md(f"{y}/{x}: {len(closes)} shared candles · {c.regression}, window {c.window}"))
-    calc = PairCalc(c.regression, c.window, dict(pair_view.kalman_params()))
+    calc = PairCalc(c.regression, c.window, dict(c.kalman))
     out = calc.run(closes, None)
     if out["zscore"].notna().sum() == 0:
         notices.needs_more("Pair analytics", max(calc.needs(), 1), len(closes))

@@ -117,7 +117,8 @@ def _hline(y: float, colour: str, yref: str, dash: str = "dash") -> dict[str, An
 
 
 def spread_z(
-    calc: pd.DataFrame, tz: str, z_exit: float, z_entry: float, alerts: pd.DataFrame | None = None
+    calc: pd.DataFrame, tz: str, z_exit: float, z_entry: float, alerts: pd.DataFrame | None = None,
+    title: str = "Spread and z-score",
 ) -> go.Figure:
     """Spread (top) and z-score with ± exit and entry bands (bottom); fired alerts as markers."""
     t = axis_times(calc["open_time"], tz)
@@ -140,7 +141,7 @@ def spread_z(
             }
         )
     layout = _layout(
-        "Spread and z-score",
+        title,
         420,
         tz,
         shapes=shapes,

@@ -62,19 +62,20 @@ def book(symbol: str, raw: dict[str, Any] | None, tz: str) -> None:
 
 
 def stats(
-    engine: dict[str, Any] | None, calc: dict[str, float] | None, regression: str, adf: str | None, tz: str
+    engine: dict[str, Any] | None, calc: dict[str, float] | None, labels: tuple[str, str], adf: str | None, tz: str
 ) -> None:
-    """β, α, R², z, half-life and the last ADF verdict: the worker's engine (tick level) and this view's fit."""
+    """β, α, R², z, half-life and the last ADF verdict: the worker's engine (tick level) and the candle-level
+    view on the same settings; `labels` say which is which (settings included)."""
     st.markdown("**Stats**")
     rows = []
     if engine:
-        half = next((engine[k] for k in engine if "half" in k), None)
+        half = engine.get("half_life")
         rows.append(
             {
-                "source": "worker engine (ticks, OLS)",
-                "β": _num(engine.get("ols_beta"), 5),
-                "α": _num(engine.get("ols_alpha"), 3),
-                "R²": _num(engine.get("ols_r2"), 4),
+                "source": labels[0],
+                "β": _num(engine.get("hedge_beta", engine.get("ols_beta")), 5),
+                "α": _num(engine.get("hedge_alpha", engine.get("ols_alpha")), 3),
+                "R² (OLS)": _num(engine.get("ols_r2"), 4),
                 "z": _num(engine.get("zscore"), 3),
                 "half-life": _num(half, 1),
                 "as of": fmt_time(engine.get("ts"), tz),
@@ -83,10 +84,10 @@ def stats(
     if calc:
         rows.append(
             {
-                "source": f"this view ({regression}, candles)",
+                "source": labels[1],
                 "β": _num(calc.get("beta"), 5),
                 "α": _num(calc.get("alpha"), 3),
-                "R²": "—",
+                "R² (OLS)": "—",
                 "z": _num(calc.get("zscore"), 3),
                 "half-life": _num(calc.get("half_life"), 1),
                 "as of": fmt_time(int(calc["open_time"]) if "open_time" in calc else None, tz),

@@ -7,6 +7,7 @@ BTCUSDT klines (and an ETHUSDT series that follows them), so what the pages show
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ import redis
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from qs_common import keys
+from qs_common import control, keys
 from tests.integration.browser_util import WorkerApi, app_test_env, kline_candles, seed_live, start_redis
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
@@ -77,14 +78,28 @@ def test_live_pair_shows_prices_book_and_charts(services: tuple[redis.Redis, Wor
     assert "Stats" in texts(at)
 
 
+@contextlib.contextmanager
+def pair_changed(r: redis.Redis, **changes: object) -> Iterator[None]:
+    """The pair's registry settings changed (as the API or another tab would), restored after."""
+    before = control.get_pair(r, "ETHUSDT/BTCUSDT")
+    assert before is not None
+    control.update_pair(r, "ETHUSDT/BTCUSDT", changes)
+    try:
+        yield
+    finally:
+        control.put_pair(r, before)
+
+
 def test_controls_change_what_is_drawn(services: tuple[redis.Redis, WorkerApi]) -> None:
-    at = run_page()
-    at.selectbox(key="regression").set_value("Huber").run()
-    at.select_slider(key="candles").set_value(120).run()
+    r, _ = services
+    with pair_changed(r, beta_source="huber"):
+        at = run_page()
+        at.select_slider(key="candles").set_value(120).run()
     assert not at.exception
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert len(values(spec["data"][0]["open"])) == 120
-    assert any("Huber" in str(d.value) for d in at.dataframe)
+    sources = [str(v) for d in at.dataframe if "source" in d.value for v in d.value["source"]]
+    assert "candle level, 1m closes, window 300, β source Huber, close prices" in sources  # follows the pair
     utc_last = values(spec["data"][0]["x"])[-1]
     at.selectbox(key="tz").set_value("Asia/Tokyo").run()
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
@@ -95,9 +110,10 @@ def test_controls_change_what_is_drawn(services: tuple[redis.Redis, WorkerApi]) 
 
 
 def test_window_larger_than_data_says_how_many_points_are_missing(services: tuple[redis.Redis, WorkerApi]) -> None:
-    at = run_page()
-    at.select_slider(key="candles").set_value(60).run()
-    at.number_input(key="window").set_value(5_000).run()
+    r, _ = services
+    with pair_changed(r, window=5_000):
+        at = run_page()
+        at.select_slider(key="candles").set_value(60).run()
     assert not at.exception
     assert "needs" in texts(at) and "more points" in texts(at)
 
