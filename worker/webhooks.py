@@ -39,6 +39,7 @@ import redis
 
 from qs_analytics.alerts import AlertRule
 from qs_common import keys
+from qs_common.groups import ensure_group
 from qs_common.settings import Settings
 from qs_common.status import now_ms, write_status
 from worker.alert_seed import seed_default_rule
@@ -157,7 +158,7 @@ class WebhookDispatcher:
                 self._write_status()
             try:
                 if after == "0":
-                    self._ensure_group()
+                    ensure_group(self.r, keys.ALERTS_STREAM, keys.WEBHOOKS_GROUP)
                 after = self._read_once(after)
             except (redis.RedisError, OSError) as exc:
                 self._count("redis_errors", f"redis: {exc}")
@@ -165,13 +166,6 @@ class WebhookDispatcher:
                     after = "0"  # the stream or group was deleted: create it again
                 self.stop.wait(1.0)
         self._write_status()
-
-    def _ensure_group(self) -> None:
-        try:
-            self.r.xgroup_create(keys.ALERTS_STREAM, keys.WEBHOOKS_GROUP, id="0", mkstream=True)
-        except redis.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
 
     def _read_once(self, after: str | None) -> str | None:
         free = self.max_in_hand - self.in_hand
