@@ -9,7 +9,9 @@ import signal
 import sys
 from pathlib import Path
 
+import redis
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from ingest.loop import Ingest
 from ingest.sources.base import FrameSource
@@ -17,6 +19,7 @@ from ingest.sources.binance import BinanceSource
 from ingest.sources.replay import ReplaySource
 from ingest.sources.synthetic import SyntheticSource
 from ingest.sources.tick_file import TickFileSource
+from qs_common import control
 from qs_common.logs import setup_logging
 from qs_common.redis_wait import StartupError, wait_for_redis
 from qs_common.settings import Settings, Source, load_settings
@@ -24,16 +27,33 @@ from qs_common.settings import Settings, Source, load_settings
 log = logging.getLogger("ingest")
 
 
-def build_source(settings: Settings, limit: int | None = None) -> FrameSource:
+FOLLOWS_REGISTRY = (Source.BINANCE, Source.SYNTHETIC)  # replays and tick files are driven by their files
+
+
+def start_symbols(settings: Settings) -> tuple[str, ...]:
+    """The symbols to subscribe at start: the live registry's (seeded from SYMBOLS on a fresh Redis, so a
+    restart comes back with the set users made), or SYMBOLS for the file sources."""
+    if settings.source not in FOLLOWS_REGISTRY:
+        return settings.symbols
+    r = redis.Redis.from_url(settings.redis_url, socket_timeout=10)
+    try:
+        control.seed(r, settings)
+        return control.active_symbols(r)
+    finally:
+        r.close()
+
+
+def build_source(settings: Settings, limit: int | None = None, symbols: tuple[str, ...] | None = None) -> FrameSource:
+    symbols = settings.symbols if symbols is None else symbols
     if settings.source is Source.REPLAY:
         return ReplaySource(list(settings.replay_files), settings.replay_speed)
     if settings.source is Source.TICKS:
         return TickFileSource(list(settings.tick_files), settings.replay_speed)
     if settings.source is Source.SYNTHETIC:
-        return SyntheticSource(settings.symbols, settings.synthetic_seed, settings.synthetic_rate, limit,
+        return SyntheticSource(symbols, settings.synthetic_seed, settings.synthetic_rate, limit,
                                settings.synthetic_history_h, settings.api_url, settings.access_token)
     return BinanceSource(
-        settings.ws_url, settings.symbols, settings.stale_feed_s, settings.reconnect_after_h * 3600,
+        settings.ws_url, symbols, settings.stale_feed_s, settings.reconnect_after_h * 3600,
         settings.backoff_max_s, settings.depth,
     )
 
@@ -51,12 +71,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 async def _main(settings: Settings, limit: int | None) -> int:
     try:
-        source = build_source(settings, limit)
+        symbols = start_symbols(settings)
+        source = build_source(settings, limit, symbols)
     except (ValueError, FileNotFoundError) as exc:
         log.error("%s", exc)
         return 2
+    except RedisError as exc:
+        log.error("cannot read the symbol registry at %s: %s", settings.redis_url, exc)
+        return 1
+    log.info("symbols: %s", ",".join(symbols) or "none yet (add one from the dashboard or the API)")
     r = aioredis.from_url(settings.redis_url)
-    ingest = Ingest(settings, source, r)
+    ingest = Ingest(settings, source, r, symbols)
     task = asyncio.create_task(ingest.run())
     loop = asyncio.get_running_loop()
 

@@ -17,8 +17,9 @@ from redis.exceptions import RedisError
 
 from ingest.parser import BAD_ROW, EXCEPTION, Control, EdgeRules, Rejected, Skipped, parse_frame
 from ingest.publisher import Publisher
+from ingest.registry import SymbolFollower
 from ingest.rewind import Lost
-from ingest.sources.base import FeedEvent, FileRow, FrameSource
+from ingest.sources.base import FeedEvent, FileRow, FrameSource, SymbolControl
 from qs_common import keys
 from qs_common.depth import DepthDiff, DepthSnapshot
 from qs_common.models import Trade
@@ -42,9 +43,16 @@ class GapTracker:
         self.last_trade_ms: dict[str, int] = {}
         self.open_gaps: dict[str, tuple[int, str]] = {}
 
-    def disconnected(self, reason: str) -> None:
+    def disconnected(self, reason: str, symbols: frozenset[str] = frozenset()) -> None:
+        """The connection of `symbols` (empty: every symbol) dropped."""
         for symbol, ts in self.last_trade_ms.items():
-            self.open_gaps.setdefault(symbol, (ts, reason))
+            if not symbols or symbol in symbols:
+                self.open_gaps.setdefault(symbol, (ts, reason))
+
+    def forget(self, symbol: str) -> None:
+        """Unsubscribed on purpose: no gap until it trades again, and none spanning the time it was off."""
+        self.last_trade_ms.pop(symbol, None)
+        self.open_gaps.pop(symbol, None)
 
     def open(self, symbol: str, start_ms: int, reason: str) -> None:
         """A gap from `start_ms` that the symbol's next trade closes (the earlier start wins)."""
@@ -62,8 +70,12 @@ class GapTracker:
 
 
 class Ingest:
-    def __init__(self, settings: Settings, source: FrameSource, r: aioredis.Redis) -> None:
+    def __init__(self, settings: Settings, source: FrameSource, r: aioredis.Redis,
+                 symbols: tuple[str, ...] | None = None) -> None:
+        """`symbols`: the subscribed set at start (the live registry's for live and synthetic feeds), else
+        SYMBOLS."""
         self.settings = settings
+        self.symbols = tuple(settings.symbols if symbols is None else symbols)
         self.source = source
         self.r = r
         # Only the live feed loses trades while ingest is down; replays and the synthetic feed do not.
@@ -73,9 +85,11 @@ class Ingest:
                              settings.deadletter_max_mb, keys.last_trade_key(venue) if self.live else None,
                              keys.DEPTH_STREAM if settings.depth else None, settings.depth_maxlen)
         self.pub.on_rewind = self._on_rewind
-        self.rules = EdgeRules(frozenset(settings.symbols), round(settings.tick_max_skew_s * 1000),
+        self.rules = EdgeRules(frozenset(self.symbols), round(settings.tick_max_skew_s * 1000),
                                depth=settings.depth, usdm=settings.venue is Venue.BINANCE_USDM)
         self.gaps = GapTracker()
+        self.follower = (SymbolFollower(settings.redis_url, source, self.rules, self.symbols, self.gaps.forget)
+                         if isinstance(source, SymbolControl) else None)
         self.state = "starting"
         self.frames = 0
         self.skipped = 0
@@ -100,7 +114,7 @@ class Ingest:
             self._set_state("replaying" if self.source.name in REPLAYING else "connected", ev.reason)
         elif ev.kind == "disconnected":
             self.connected_since_ms = None
-            self.gaps.disconnected(ev.reason)
+            self.gaps.disconnected(ev.reason, ev.symbols)
             self._set_state("reconnecting", ev.reason)
         elif ev.kind == "finished":
             self._set_state("done", ev.reason)
@@ -116,7 +130,7 @@ class Ingest:
         last: dict[bytes, bytes] = await self.r.hgetall(keys.last_trade_key(venue))  # type: ignore[misc,assignment]
         clean = await self.r.get(keys.clean_stop_key(venue))
         reason = REASON_RESTART if clean else REASON_CRASH
-        for symbol in self.settings.symbols:
+        for symbol in self.symbols:
             ms = last.get(symbol.encode())
             if ms is not None:
                 self.gaps.open(symbol, int(ms), reason)
@@ -182,7 +196,14 @@ class Ingest:
             "last_frame_ms": self.last_frame_ms, "last_recv_ns": self.last_recv_ns,
             "backlog": self.pub.backlog, "backlog_over_bound": self.pub.backlog_over_bound,
             "redis_ok": self.pub.redis_ok,
+            **self._subscription_status(),
         }
+
+    def _subscription_status(self) -> dict[str, Any]:
+        if self.follower is None or not isinstance(self.source, SymbolControl):
+            return {}
+        return {"symbols_active": len(self.follower.symbols), "symbol_changes": self.follower.changes,
+                **self.source.subscription_status()}
 
     async def _housekeeping(self) -> None:
         """Every flush interval: flush; every second: trim and write the status record."""
@@ -212,6 +233,7 @@ class Ingest:
         if self.live:
             await self._open_restart_gaps()
         keeper = asyncio.create_task(self._housekeeping())
+        follower = asyncio.create_task(self.follower.run(self._stopping)) if self.follower else None
         try:
             async for item in self.source.items():
                 if isinstance(item, FeedEvent):
@@ -228,7 +250,11 @@ class Ingest:
         finally:
             # Let housekeeping finish what it is doing: cancelling a Redis call midway can hang redis-py.
             self._stopping.set()
-            await asyncio.gather(keeper, return_exceptions=True)
+            if follower is not None:
+                # it may wait for a venue reply that will not come once frames stop flowing
+                await asyncio.wait({follower}, timeout=2)
+                follower.cancel()
+            await asyncio.gather(keeper, *([follower] if follower else []), return_exceptions=True)
             await self.pub.flush(give_up_after_s=10)
             if self.state != "done":
                 self._set_state("stopped")

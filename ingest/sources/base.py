@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True, slots=True)
 class FeedEvent:
     kind: Literal["connected", "disconnected", "finished"]
     reason: str = ""
+    # the symbols whose data this connection carries; empty: all of them (one connection, or not known)
+    symbols: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,4 +39,18 @@ class FrameSource(Protocol):
 
     def items(self) -> AsyncIterator[SourceItem]:
         """Frames as `(recv_ns, raw)` (or `FileRow`s) in receive order, interleaved with `FeedEvent`s."""
+        ...
+
+
+@runtime_checkable
+class SymbolControl(Protocol):
+    """A source whose symbols can change while it runs (live Binance, synthetic); file sources are not."""
+
+    async def set_symbols(self, symbols: tuple[str, ...]) -> None:
+        """Start and stop symbols; returns when the change took effect (or was given up on), so ingest may
+        narrow its subscribed set only then."""
+        ...
+
+    def subscription_status(self) -> dict[str, Any]:
+        """Fields for `status:ingest` (connections, streams, requests and refusals)."""
         ...

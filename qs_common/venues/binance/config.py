@@ -39,10 +39,35 @@ def stream_name(symbol: str, kind: str) -> str:
     return f"{symbol.lower()}@{kind}"
 
 
-def combined_stream_url(base_url: str, symbols: tuple[str, ...], depth: bool = False) -> str:
+def symbol_streams(symbol: str, depth: bool = False) -> tuple[str, ...]:
+    """The streams ingest subscribes for one symbol (they always share a connection)."""
     kinds = (*STREAM_KINDS, DEPTH_STREAM) if depth else STREAM_KINDS
-    streams = "/".join(stream_name(s, kind) for s in symbols for kind in kinds)
-    return f"{base_url.rstrip('/')}/stream?streams={streams}"
+    return tuple(stream_name(symbol, kind) for kind in kinds)
+
+
+def streams_url(base_url: str, streams: list[str] | tuple[str, ...]) -> str:
+    return f"{base_url.rstrip('/')}/stream?streams={'/'.join(streams)}"
+
+
+def combined_stream_url(base_url: str, symbols: tuple[str, ...], depth: bool = False) -> str:
+    return streams_url(base_url, [st for s in symbols for st in symbol_streams(s, depth)])
+
+
+# Live subscription on an open connection (Binance's WebSocket limits, spot and Binance.US docs): requests
+# `{"method":"SUBSCRIBE"|"UNSUBSCRIBE","params":[streams],"id":N}` and `{"method":"LIST_SUBSCRIPTIONS","id":N}`;
+# replies `{"result":null,"id":N}` (a list for LIST_SUBSCRIPTIONS) or `{"error":{"code":C,"msg":"..."},"id":N}`.
+SUBSCRIBE, UNSUBSCRIBE, LIST_SUBSCRIPTIONS = "SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS"
+WS_MAX_STREAMS = 1_024  # streams per connection; past it ingest opens another connection
+WS_MAX_INCOMING_PER_S = 5  # messages a client may send per second (pings and pongs count); a 6th disconnects
+# Our own pace, a token bucket: at most burst + rate x 1 s = 4 messages in any second, one below the limit so a
+# pong to Binance's ping never makes it a 6th.
+WS_SEND_RATE_PER_S = 3.0
+WS_SEND_BURST = 1
+# Ours, not Binance's: streams named in the connect URL (longer URLs are refused by some proxies; Binance
+# documents no bound) and streams per SUBSCRIBE message; the rest of a connection's set goes by SUBSCRIBE.
+WS_URL_MAX_STREAMS = 200
+WS_PARAMS_PER_MESSAGE = 200
+WS_REPLY_TIMEOUT_S = 10.0  # a request without a reply by then is counted as failed
 
 
 # REST klines: path and weight of one request with limit=1000, per venue (USDⓈ-M weighs by limit: 500-1000 -> 5).

@@ -159,3 +159,49 @@ def trade_frame(symbol: str, trade_id: int, price: str, qty: str, ts_ms: int, bu
     data = {"e": "trade", "E": ts_ms, "s": symbol, "t": trade_id, "p": price, "q": qty, "T": ts_ms,
             "m": buyer_is_maker}
     return json.dumps({"stream": stream_name(symbol, TRADE_STREAM), "data": data}, separators=(",", ":")).encode()
+
+
+class MethodReply(BaseModel):
+    """The venue's answer to a request on the stream connection, matched to it by `id`.
+
+    {"result":null,"id":7} (SUBSCRIBE, UNSUBSCRIBE: done), {"result":["btcusdt@trade"],"id":8} (LIST_SUBSCRIPTIONS),
+    {"error":{"code":2,"msg":"Invalid request: invalid stream"},"id":9} (refused; `id` null when it was unreadable).
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    id: int | None = None
+    result: list[str] | None = None
+    error: dict[str, object] | None = None
+
+    @property
+    def error_text(self) -> str:
+        if self.error is None:
+            return ""
+        return f"code {self.error.get('code')}: {str(self.error.get('msg'))[:200]}"
+
+
+_STREAM_FRAME_PREFIX = b'{"stream":'
+
+
+def method_reply(raw: bytes) -> MethodReply | None:
+    """A reply to one of our requests, or None for anything else (stream frames first: one prefix test)."""
+    if raw.startswith(_STREAM_FRAME_PREFIX) or b'"id"' not in raw:
+        return None
+    try:
+        doc = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    if not isinstance(doc, dict) or "id" not in doc or not ("result" in doc or "error" in doc):
+        return None
+    try:
+        return MethodReply.model_validate(doc)
+    except ValueError:
+        return None
+
+
+def method_request(method: str, request_id: int, params: list[str] | None = None) -> str:
+    body: dict[str, object] = {"method": method}
+    if params is not None:
+        body["params"] = params
+    body["id"] = request_id
+    return json.dumps(body, separators=(",", ":"))
