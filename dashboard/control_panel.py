@@ -78,7 +78,7 @@ def engine_settings(ps: PairSettings, version: int) -> None:
         prices = control_api.PRICE_SOURCES
         st.radio("Leg price", prices, index=prices.index(ps.price_source), key=k["price_source"], horizontal=True,
                  help="last trade, or the book's mid")  # fmt: skip
-        st.form_submit_button("Apply to the engine", on_click=_apply, args=(ps, k), type="primary")
+        st.form_submit_button("Apply to the engine", on_click=_apply, args=(ps, k), type="primary", key="apply_engine")
 
 
 # ---- symbols and pairs -------------------------------------------------------------------------------------
@@ -124,7 +124,7 @@ def manage(reg: Registry, selected: str | None) -> None:
         st.caption(md(f"Active symbols: {', '.join(reg.symbols) or 'none'} · {len(reg.pairs)} pair(s)"))
         with st.form("add_symbol_form", border=False):
             st.text_input("Add a symbol", key="new_symbol", placeholder="SOLUSDT", max_chars=30)
-            st.form_submit_button("Add symbol", on_click=_add_symbol)
+            st.form_submit_button("Add symbol", on_click=_add_symbol, key="add_symbol_btn")
         if reg.symbols:
             st.selectbox("Symbol", reg.symbols, key="drop_symbol")
             st.button("Remove symbol", on_click=_remove_symbol, key="drop_symbol_btn")
@@ -133,6 +133,6 @@ def manage(reg: Registry, selected: str | None) -> None:
                 a, b = st.columns(2)
                 a.selectbox("Y (regressed)", reg.symbols, key="new_y")
                 b.selectbox("X", reg.symbols, index=len(reg.symbols) - 1, key="new_x")
-                st.form_submit_button("Add pair", on_click=_add_pair)
+                st.form_submit_button("Add pair", on_click=_add_pair, key="add_pair_btn")
         if selected:
             st.button(md(f"Remove pair {selected}"), on_click=_remove_pair, args=(selected,), key="drop_pair_btn")
