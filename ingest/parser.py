@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from ingest import fastparse
 from qs_common.depth import DepthDiff, DepthSnapshot
 from qs_common.models import BookTicker, Trade
 from qs_common.venues.binance.config import (
@@ -138,10 +139,37 @@ def _first_error(err: ValidationError) -> str:
 
 
 def parse_frame(recv_ns: int, raw: bytes | str, rules: EdgeRules = NO_RULES) -> ParseResult:
-    """Parse one frame as received. Never raises on bad input."""
+    """Parse one frame as received. Never raises on bad input.
+
+    Trades and book tickers the fast decoder accepts skip the Pydantic validation (it accepts only what the
+    schema accepts, with the same values); everything else, every rejection included, is `parse_frame_schema`'s.
+    """
     if isinstance(raw, str):
         raw = raw.encode("utf-8", "surrogateescape")
     kind = _stream_kind(raw)
+    if kind == _TRADE_B:
+        tf = fastparse.trade_frame(raw)
+        if tf is not None:
+            t = tf.data
+            return _check_trade(tf.stream, t, recv_ns, rules) or Trade(
+                t.s.upper(), t.t, t.p, t.q, t.T, t.E, recv_ns, t.m)
+    elif kind == _BOOK_TICKER_B:
+        bf = fastparse.book_frame(raw)
+        if bf is not None:
+            b = bf.data
+            return _check_book(bf.stream, b, recv_ns, rules) or BookTicker(
+                b.s.upper(), b.u, b.b, b.B, b.a, b.A, b.E, recv_ns)
+    return _parse_schema(recv_ns, raw, kind, rules)
+
+
+def parse_frame_schema(recv_ns: int, raw: bytes | str, rules: EdgeRules = NO_RULES) -> ParseResult:
+    """`parse_frame` without the fast decoder: every frame validated by the Pydantic wire models (the reference)."""
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8", "surrogateescape")
+    return _parse_schema(recv_ns, raw, _stream_kind(raw), rules)
+
+
+def _parse_schema(recv_ns: int, raw: bytes, kind: bytes | None, rules: EdgeRules) -> ParseResult:
     try:
         if kind == _TRADE_B:
             env = TradeFrame.model_validate_json(raw)
@@ -270,7 +298,7 @@ def _notional_too_big(price: str, qty: str) -> bool:
         return Decimal(price) * Decimal(qty) >= _MAX_NOTIONAL
 
 
-def _check_trade(stream: str, msg: TradeMsg, recv_ns: int, rules: EdgeRules) -> Rejected | None:
+def _check_trade(stream: str, msg: TradeMsg | fastparse.TradeMsg, recv_ns: int, rules: EdgeRules) -> Rejected | None:
     # written flat, with the common case first: this runs for every trade
     symbol = msg.s.upper()
     if rules.stream_symbols.get(stream) != symbol and (rejected := _check_symbol(stream, symbol, rules)):
@@ -291,7 +319,9 @@ def _check_trade(stream: str, msg: TradeMsg, recv_ns: int, rules: EdgeRules) -> 
     return None
 
 
-def _check_book(stream: str, msg: BookTickerMsg, recv_ns: int, rules: EdgeRules) -> Rejected | None:
+def _check_book(
+    stream: str, msg: BookTickerMsg | fastparse.BookTickerMsg, recv_ns: int, rules: EdgeRules,
+) -> Rejected | None:
     rejected = _check_symbol(stream, msg.s.upper(), rules) or _check_times(
         (("event time E", msg.E), ("transaction time T", msg.T)), recv_ns, rules)
     if rejected is not None:
@@ -304,4 +334,5 @@ def _check_book(stream: str, msg: BookTickerMsg, recv_ns: int, rules: EdgeRules)
     return None
 
 
-__all__ = ["NO_RULES", "Control", "EdgeRules", "ParseResult", "Rejected", "Skipped", "parse_frame"]
+__all__ = [
+    "NO_RULES", "Control", "EdgeRules", "ParseResult", "Rejected", "Skipped", "parse_frame", "parse_frame_schema"]

@@ -15,10 +15,15 @@ from pydantic import Field, StringConstraints
 # ASCII digits only (`\d` also takes Arabic-Indic and other Unicode digits). At most 8 decimal places, as
 # candles store DECIMAL(38, 8) exactly; more only when the extra places are zeros, so nothing is ever cut.
 # 20 integer digits keep a price or quantity below 10**20, far inside DECIMAL(38, 8).
-DecimalText = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,20}(\.[0-9]{1,8}0{0,10})?$")]
-SymbolText = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]{2,30}$")]
+# The patterns are written once here; the schema anchors them and ingest's fast path (`ingest.fastparse`) matches
+# them whole (`re.fullmatch`), the same rule.
+DECIMAL_PATTERN = r"[0-9]{1,20}(?:\.[0-9]{1,8}0{0,10})?"
+SYMBOL_PATTERN = r"[A-Za-z0-9]{2,30}"
+DecimalText = Annotated[str, StringConstraints(pattern=f"^{DECIMAL_PATTERN}$")]
+SymbolText = Annotated[str, StringConstraints(pattern=f"^{SYMBOL_PATTERN}$")]
 # Ids and times are stored as BIGINT: positive and within int64, or the candle consumer cannot store them.
-PositiveInt64 = Annotated[int, Field(gt=0, lt=2**63)]
+INT64_MAX = 2**63 - 1
+PositiveInt64 = Annotated[int, Field(gt=0, lt=INT64_MAX + 1)]
 
 
 @dataclass(frozen=True, slots=True)
