@@ -84,7 +84,7 @@ class Env:
                "CONSUMER_NAME": "w", "SCAN_EVERY_S": "0", "GARCH_EVERY_S": "0", **extra}
         w = ApiWorker(self.redis_server.url, self.tmp / "data", self.tmp / f"worker{self.runs}.log", **env)
         Proc.running.remove(w)  # it serves the whole module: the per-test cleanup must leave it running
-        w.wait_healthy()
+        w.wait_healthy(timeout=120)  # the machine is shared: start-up can be slow
         return w
 
     def get(self, path: str) -> httpx.Response:
