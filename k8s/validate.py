@@ -23,6 +23,7 @@ import json
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -97,10 +98,10 @@ def schema_problems(obj: Obj) -> list[str]:
 def keda_problems(obj: Obj, model: type[BaseModel]) -> list[str]:
     try:
         parsed = model.model_validate_json(json.dumps(obj), strict=True)
-    except ValidationError as e:
-        return [f"KEDA CRD schema: {'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()]
-    kept = parsed.model_dump(mode="json", by_alias=True, exclude_unset=True)
-    problems = [f"KEDA CRD schema: {path}: unknown field" for path in unknown_fields(obj, kept, "")]
+        kept = parsed.model_dump(mode="json", by_alias=True, exclude_unset=True)
+        problems = [f"KEDA CRD schema: {path}: unknown field" for path in unknown_fields(obj, kept, "")]
+    except ValidationError as e:  # (the unknown fields are told once the types are right)
+        problems = [f"KEDA CRD schema: {'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()]
     for i, trigger in enumerate(obj.get("spec", {}).get("triggers", [])):
         problems += [f"spec.triggers.{i}: {p}" for p in redis_trigger_problems(trigger)]
     return problems
@@ -260,10 +261,11 @@ def rule_namespace(obj: Obj, objs: list[Obj]) -> list[str]:
     """Every namespaced object in one namespace: an object without one lands wherever kubectl points."""
     if obj.get("kind") in CLUSTER_SCOPED:
         return []
-    spaces = {o.get("metadata", {}).get("namespace") for o in objs if o.get("kind") not in CLUSTER_SCOPED}
+    spaces = Counter(o.get("metadata", {}).get("namespace") for o in objs if o.get("kind") not in CLUSTER_SCOPED)
+    usual = max((n for n in spaces if n is not None), key=lambda n: spaces[n], default=None)
     ns = obj.get("metadata", {}).get("namespace")
-    if ns is None or len(spaces) > 1:
-        return [f"namespace {ns!r}, but this overlay's objects are in {sorted(map(str, spaces))}"]
+    if ns is None or ns != usual:
+        return [f"namespace {ns!r}, but this overlay's other objects are in {usual!r}"]
     return []
 
 

@@ -10,6 +10,12 @@
 # - Started with `--user`, it runs the command as that user unchanged.
 # QS_DATA_DIR and QS_USER exist for the tests (tests/integration/test_entrypoint.py).
 set -e
+# Kubernetes (k8s/): a sharded worker's StatefulSet sets SHARD_COUNT (a number, or `replicas`) and no SHARD; its
+# shard k is the pod's ordinal (HOSTNAME <set>-<k>), N the count (python -m qs_common.kube shard prints k/N).
+if [ -z "${SHARD:-}" ] && [ -n "${SHARD_COUNT:-}" ]; then
+  SHARD=$(python -m qs_common.kube shard) || exit 2
+  export SHARD
+fi
 data=${QS_DATA_DIR:-/app/data}
 user=${QS_USER:-app}
 if [ "$(id -u)" != 0 ]; then exec "$@"; fi

@@ -1,0 +1,110 @@
+"""`make k8s`: every overlay renders and validates, and broken manifests are rejected with a line naming them.
+
+Runs k8s/validate.py exactly as `make k8s` does (kubectl kustomize from the virtual environment, the Kubernetes
+OpenAPI schemas of kubernetes-validate, KEDA's CRD models); nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+VALIDATE = ROOT / "k8s" / "validate.py"
+
+
+def run_validate(*overlays: Path) -> tuple[int, str]:
+    done = subprocess.run([sys.executable, str(VALIDATE), *map(str, overlays)], capture_output=True, text=True,
+                          timeout=280, cwd=ROOT)
+    return done.returncode, done.stdout + done.stderr
+
+
+def test_every_overlay_renders_and_validates() -> None:
+    rc, out = run_validate()
+    assert rc == 0, out
+    overlays = sorted(p.name for p in (ROOT / "k8s" / "overlays").iterdir() if p.is_dir())
+    counts = {name: int(n) for name, n in re.findall(r"^k8s: (\S+): (\d+) objects, 0 problems, ok", out, re.M)}
+    assert sorted(counts) == overlays, out
+    # the base's workloads and the pieces each overlay adds are all there
+    assert counts["local"] >= 20
+    assert counts["autoscale-keda"] == counts["local"] + 3  # ScaledObject, TriggerAuthentication, NetworkPolicy
+    assert counts["autoscale-hpa"] == counts["local"] + 1
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1))
+
+
+@pytest.fixture
+def broken(tmp_path: Path) -> Path:
+    """A copy of k8s/ with one mistake of each kind the validator must catch."""
+    k8s = tmp_path / "k8s"
+    shutil.copytree(ROOT / "k8s", k8s, ignore=shutil.ignore_patterns("__pycache__"))
+    base, keda = k8s / "base", k8s / "components" / "keda"
+    edit(base / "ingest.yaml", "  replicas: 1\n", "  replicas: 1\n  replica: 1\n")  # unknown field
+    edit(base / "dashboard.yaml", "containerPort: 8501", 'containerPort: "8501"')  # wrong type
+    edit(base / "book.yaml", "limits: {cpu: 500m, memory: 512Mi}", "limits: {cpu: 500m}")
+    edit(base / "pdb.yaml", "component: dashboard", "component: dashbord")
+    edit(base / "analytics.yaml", "readOnlyRootFilesystem: true", "readOnlyRootFilesystem: false")
+    edit(base / "analytics.yaml", "              value: replicas", '              value: "2"')
+    edit(keda / "scaledobject.yaml", "  cooldownPeriod: 300\n", "  cooldownPeriod: 300\n  coolDownPeriod: 60\n")
+    edit(keda / "scaledobject.yaml", 'lagCount: "20000"', 'lagCont: "20000"')
+    edit(keda / "scaledobject.yaml", "  minReplicaCount: 1", '  minReplicaCount: "one"')
+    both = k8s / "overlays" / "both"  # KEDA and the HPA at once, and no namespace for what they add
+    both.mkdir()
+    (both / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../local\n"
+        "components:\n  - ../../components/hpa\n")
+    return k8s
+
+
+def test_broken_manifests_are_rejected(broken: Path) -> None:
+    rc, out = run_validate(broken / "overlays" / "autoscale-keda", broken / "overlays" / "both")
+    assert rc == 1, out
+    expected = [
+        r"autoscale-keda: Deployment/ingest: Kubernetes 1\.29\.0 schema: spec: Additional properties .*'replica'",
+        r"autoscale-keda: Deployment/ingest: Kubernetes 1\.37\.0 schema: spec: Additional properties .*'replica'",
+        r"autoscale-keda: Deployment/dashboard: Kubernetes 1\.\d+\.0 schema: spec\.template\.spec\.containers\.0"
+        r"\.ports\.0\.containerPort: '8501' is not of type 'integer'",
+        r"autoscale-keda: Deployment/book: container book: resources\.limits lacks memory",
+        r"autoscale-keda: PodDisruptionBudget/dashboard: selector .*dashbord.* matches no pod template",
+        r"autoscale-keda: StatefulSet/analytics: container analytics: readOnlyRootFilesystem is not true",
+        r"autoscale-keda: ScaledObject/analytics: KEDA CRD schema: spec\.minReplicaCount: Input should be a valid "
+        r"integer",
+        r"autoscale-keda: ScaledObject/analytics: spec\.triggers\.0: redis-streams: unknown parameter 'lagCont'",
+        r"both: HorizontalPodAutoscaler/analytics: StatefulSet/analytics is autoscaled but its SHARD_COUNT is fixed",
+        r"both: HorizontalPodAutoscaler/analytics: namespace None",
+        r"k8s: autoscale-keda: \d+ objects, \d+ problems, FAILED",
+    ]
+    for pattern in expected:
+        assert re.search(pattern, out, re.M), f"{pattern}\n---\n{out}"
+
+
+def test_unknown_scaledobject_field_and_two_autoscalers(broken: Path) -> None:
+    """The type error above hides the unknown field (the model stops at the first type error): fix it and see."""
+    edit(broken / "components" / "keda" / "scaledobject.yaml", '  minReplicaCount: "one"', "  minReplicaCount: 1")
+    (broken / "overlays" / "both" / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: quant-stream\n"
+        "resources:\n  - ../local\ncomponents:\n  - ../../components/keda\n  - ../../components/hpa\n")
+    rc, out = run_validate(broken / "overlays" / "both")
+    assert rc == 1, out
+    assert re.search(r"ScaledObject/analytics: KEDA CRD schema: spec\.coolDownPeriod: unknown field", out), out
+    assert re.search(r"HorizontalPodAutoscaler/analytics: StatefulSet/analytics is also scaled by "
+                     r"ScaledObject/analytics", out), out
+
+
+def test_a_render_error_is_reported(tmp_path: Path) -> None:
+    overlay = tmp_path / "missing"
+    overlay.mkdir()
+    (overlay / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - nothing-here.yaml\n")
+    rc, out = run_validate(overlay)
+    assert rc == 1
+    assert re.search(r"^missing: kustomize: .*nothing-here\.yaml", out, re.M), out
