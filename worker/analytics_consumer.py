@@ -4,6 +4,11 @@ The math lives in `qs_analytics` (pure, no I/O); this module reads ticks, feeds 
 engines, runs the scheduled ADF, evaluates the alert rules stored in Redis on every update, throttles what
 it publishes (at most ANALYTICS_MAX_RATE entries per second of observation time per pair, and always on an
 alert), and keeps the latest top of book and per-symbol statistics in Redis.
+
+Which pairs and symbols, and each pair's engine settings and price source (trade or book mid), come from the live
+registry (qs_common/control.py, applied by worker/live_pairs.py): checked at most once a second before a batch,
+and by a small thread while no batch comes, so a change from the screen reaches the engines within a second. Each
+entry carries the settings it was computed with (window, beta_source, price_source, z_entry, z_exit).
 """
 
 from __future__ import annotations
@@ -11,21 +16,24 @@ from __future__ import annotations
 import json
 import logging
 import math
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
 import redis
 
 from qs_analytics.alerts import AlertEvaluator, AlertRule
-from qs_analytics.align import PairAligner
-from qs_analytics.engine import PairConfig, PairEngine
+from qs_analytics.engine import PairConfig
 from qs_analytics.symbol import SymbolStats, book_metrics
 from qs_common import codec, keys
 from qs_common.settings import Settings
-from worker import webhooks
+from worker import pair_slots, tick_values, webhooks
 from worker.consumer import Entry, Rejected
-from worker.trade_checks import MAX_TIME_MS
+from worker.live_pairs import POLL_S, Change, LivePairs
+from worker.pair_slots import PairSlot, stream_id
+from worker.warmup import adf_fields
 
 log = logging.getLogger(__name__)
 
@@ -35,33 +43,19 @@ PUBLISH_WITHIN_S = 0.005
 
 
 def pair_config(settings: Settings) -> PairConfig:
-    return PairConfig(
-        window=settings.ols_window, window_ms=settings.analytics_window_ms, beta_source=settings.beta_source,
-        delta=settings.kalman_delta, obs_noise=settings.kalman_obs_noise, init_cov=settings.kalman_init_cov,
-        adf_every_ms=int(settings.adf_every_s * 1000),
-        theilsen=settings.theilsen or settings.beta_source == "theilsen",
-        huber_every_n=settings.huber_every_n, huber_every_ms=settings.huber_every_ms,
-    )
+    """The deployment's default engine settings (a pair's own settings: pair_slots.pair_config)."""
+    return pair_slots.pair_config(settings)
 
 
-def _price(text: str, name: str) -> float:
-    value = float(text)
-    if not (math.isfinite(value) and value > 0):  # a NaN or inf would poison every rolling statistic after it
-        raise ValueError(f"{name} {text[:40]!r} is not a finite number > 0")
-    return value
+def _first_id(entries: list[Entry]) -> bytes | None:
+    """The batch's smallest entry id (a claimed batch may not be in order)."""
+    return min((eid for eid, _ in entries), key=stream_id) if entries else None
 
 
-def _amount(text: str, name: str) -> float:
-    value = float(text)
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"{name} {text[:40]!r} is not a finite number >= 0")
-    return value
-
-
-def _time(ts: int) -> int:
-    if not 0 < ts <= MAX_TIME_MS:  # a time far away would hold the as-of alignment of every later tick
-        raise ValueError(f"time {ts} ms outside 1..{MAX_TIME_MS} (year 9999)")
-    return ts
+def _replayed(slot: PairSlot, trades: codec.TradeColumns, bk: codec.BookColumns, j: int) -> bool:
+    """The tick was already replayed into the slot's engine by its warm-up."""
+    eid = trades.entry_ids[j] if j >= 0 else bk.entry_ids[~j]
+    return slot.skip_until is not None and stream_id(eid) <= slot.skip_until
 
 
 def _finite(metrics: dict[str, Any]) -> dict[str, float]:
@@ -71,10 +65,9 @@ def _finite(metrics: dict[str, Any]) -> dict[str, float]:
 class AnalyticsHandler:
     def __init__(self, settings: Settings, r: redis.Redis) -> None:
         self.r = r
-        self.use_mid = settings.analytics_price == "mid"
-        config = pair_config(settings)
-        self.pairs = [(PairAligner(y, x), PairEngine(config)) for y, x in settings.pair_legs()]
-        self.symbol_stats = {s: SymbolStats(settings.symbol_window) for s in settings.symbols}
+        self.live = LivePairs(settings, r)  # the registry's pairs and symbols, applied before each batch
+        self.symbol_window = settings.symbol_window
+        self.symbol_stats: dict[str, SymbolStats] = {}  # the active symbols, from the registry
         self.snapshots: dict[str, Any] = {}  # changed since the last write
         self.min_gap_ms = 1000.0 / settings.analytics_max_rate
         self.maxlen = settings.analytics_maxlen
@@ -93,6 +86,11 @@ class AnalyticsHandler:
         # what this consumer writes to stream:alerts is delivered to the rules' webhooks by threads of their own,
         # which read that stream (never this loop); they also seed the default rule once per Redis (issue 10)
         self.webhooks = webhooks.start(settings, r)
+        # one batch or one registry change at a time: the idle thread applies changes while no batch comes
+        self._lock = threading.Lock()
+        self._last_call = time.monotonic()
+        self._closed = threading.Event()
+        threading.Thread(target=self._idle_loop, name="analytics-registry", daemon=True).start()
 
     def status(self) -> dict[str, Any]:
         """Counters for the consumer's status record (`status:worker-analytics`)."""
@@ -129,29 +127,24 @@ class AnalyticsHandler:
                 if sym in self.symbol_stats and sym not in self.snapshots and sym in self._last_snap:
                     self.snapshots[sym] = self._last_snap[sym]  # publish the new fit without waiting for a trade
 
-    def _trade(self, t: codec.TradeColumns, i: int) -> tuple[str, int, float, int] | None:
+    def _trade(self, t: codec.TradeColumns, i: int) -> tuple[str, int, float, int]:
         """The trade's (symbol, time, price, recv) for the aligners; ValueError naming what it cannot use."""
-        sym, ts, price, qty = t.symbols[i], _time(t.times[i]), _price(t.prices[i], "price"), _amount(t.qtys[i], "qty")
+        sym, ts, price, qty = tick_values.trade(t, i)
         stats = self.symbol_stats.get(sym)
         if stats is not None:
             snap = self.snapshots[sym] = stats.update(ts, price, qty)
             if self.alerts.has_symbol_rules:  # asdict per trade only when some rule watches symbol stats
                 metrics = {**_finite(asdict(snap)), **_finite(self.garch.get(sym, {}))}
                 self._symbol_fired.extend(a.stream_fields() for a in self.alerts.evaluate_symbol(sym, ts, metrics))
-        return None if self.use_mid else (sym, ts, price, t.recvs[i])
+        return sym, ts, price, t.recvs[i]
 
-    def _book_tick(self, b: codec.BookColumns, i: int, books: dict[str, int]) -> tuple[str, int, float, int] | None:
-        """The book update's (symbol, time, mid, recv) when the legs are priced at the mid, else None; ValueError
-        naming what it cannot use."""
-        sym, recv_ns, ts = b.symbols[i], b.recvs[i], b.times[i]
-        bid, ask = _price(b.bids[i], "bid"), _price(b.asks[i], "ask")
-        _amount(b.bid_qtys[i], "bid qty")
-        _amount(b.ask_qtys[i], "ask qty")
-        ts = _time(ts) if ts is not None else recv_ns // 1_000_000
+    @staticmethod
+    def _book_tick(b: codec.BookColumns, i: int, books: dict[str, int]) -> tuple[str, int, float, int]:
+        """The book update's (symbol, time, mid, recv) for the pairs priced at the mid; ValueError naming what it
+        cannot use."""
+        sym, ts, mid = tick_values.book_mid(b, i)
         books[sym] = i  # only the newest per batch is written: its metrics are computed then
-        if self.use_mid:
-            return sym, ts, 0.5 * (bid + ask), recv_ns
-        return None
+        return sym, ts, mid, b.recvs[i]
 
     @staticmethod
     def _book(b: codec.BookColumns, i: int) -> dict[str, Any]:
@@ -166,12 +159,21 @@ class AnalyticsHandler:
         """Feed the batch to the engines and publish; return the entries it cannot use (they are quarantined).
 
         Never raises on data: the engines' state is in memory, so a retried batch would count twice."""
+        with self._lock:
+            self._last_call = time.monotonic()
+            return self._batch(entries)
+
+    def _batch(self, entries: list[Entry]) -> list[Rejected]:
         self._refresh_rules()
+        first = _first_id(entries)
+        out = self._control(lambda: first)  # a registry change first: its warm-up stops before this batch
+        if self.live.skipping and first is not None:
+            self.live.settle(stream_id(first))
         batch = codec.decode_batch(entries, order=True, times=True)
         rejected: list[Rejected] = batch.undecodable
         trades, bk = batch.trades, batch.books
+        trade_routes, mid_routes = self.live.trade_routes, self.live.mid_routes
         books: dict[str, int] = {}  # symbol -> its newest book update in `bk`
-        out: list[dict[str, str]] = []
         fired_out: list[dict[str, str]] = []
         started = time.monotonic()
         for j in batch.order:
@@ -181,43 +183,87 @@ class AnalyticsHandler:
                 out, fired_out, books = [], [], {}
                 started = time.monotonic()
             try:
-                tick = self._trade(trades, j) if j >= 0 else self._book_tick(bk, ~j, books)
+                if j >= 0:
+                    sym, ts, price, recv_ns = self._trade(trades, j)
+                    slots = trade_routes.get(sym)
+                else:
+                    sym, ts, price, recv_ns = self._book_tick(bk, ~j, books)
+                    slots = mid_routes.get(sym)
             except ValueError as exc:
                 rejected.append((trades.entry_ids[j] if j >= 0 else bk.entry_ids[~j], str(exc)))
                 continue
-            if tick is None:
-                continue
-            sym, ts, price, recv_ns = tick
             self.last_event_ms = ts
-            for aligner, engine in self.pairs:
-                obs = aligner.update(sym, ts, price)
-                if obs is None:
-                    continue
-                try:
-                    metrics = engine.update(obs.ts_ms, obs.y, obs.x)
-                    if engine.adf_due(obs.ts_ms):
-                        engine.run_adf(obs.ts_ms)
-                        metrics = {**metrics, **self._adf_fields(engine)}
-                except Exception:  # in-memory state: a retried batch would count twice, so never raise
-                    self.errors += 1
-                    if self.errors == 1 or self.errors % 1000 == 0:
-                        log.exception("analytics update failed (%d so far)", self.errors)
-                    continue
-                self.observations += 1
-                fired = self.alerts.evaluate(aligner.pair, obs.ts_ms, metrics)
-                fired_out.extend(a.stream_fields() for a in fired)
-                if fired or obs.ts_ms - self.last_published_ms.get(aligner.pair, -math.inf) >= self.min_gap_ms:
-                    self.last_published_ms[aligner.pair] = obs.ts_ms
-                    out.append(self._entry(aligner.pair, obs.ts_ms, recv_ns, obs.y, obs.x, metrics, engine))
+            for slot in slots or ():  # only the pairs this symbol is a leg of, priced by this kind of tick
+                if slot.skip_until is None or not _replayed(slot, trades, bk, j):
+                    self._observe(slot, sym, ts, price, recv_ns, out, fired_out)
         self._write(out, fired_out, bk, books)
         return rejected
 
-    @staticmethod
-    def _adf_fields(engine: PairEngine) -> dict[str, float]:
-        res = engine.last_adf
-        if res is None or not res.ran:
-            return {}
-        return {"adf_stat": res.statistic, "adf_pvalue": res.p_value, "adf_lags": float(res.lags_used)}
+    def _observe(self, slot: PairSlot, sym: str, ts: int, price: float, recv_ns: int, out: list[dict[str, str]],
+                 fired_out: list[dict[str, str]]) -> None:
+        obs = slot.aligner.update(sym, ts, price)
+        if obs is None:
+            return
+        engine = slot.engine
+        try:
+            metrics = engine.update(obs.ts_ms, obs.y, obs.x)
+            if engine.adf_due(obs.ts_ms):
+                engine.run_adf(obs.ts_ms)
+                metrics = {**metrics, **adf_fields(engine)}
+        except Exception:  # in-memory state: a retried batch would count twice, so never raise
+            self.errors += 1
+            if self.errors == 1 or self.errors % 1000 == 0:
+                log.exception("analytics update failed (%d so far)", self.errors)
+            return
+        self.observations += 1
+        pair = slot.pair
+        fired = self.alerts.evaluate(pair, obs.ts_ms, metrics)
+        fired_out.extend(a.stream_fields() for a in fired)
+        if fired or obs.ts_ms - self.last_published_ms.get(pair, -math.inf) >= self.min_gap_ms:
+            self.last_published_ms[pair] = obs.ts_ms
+            out.append(self._entry(slot, obs.ts_ms, recv_ns, obs.y, obs.x, metrics))
+
+    def _control(self, before: Callable[[], bytes | None]) -> list[dict[str, str]]:
+        """Apply a registry change (at most once a second); the entries of the newly warmed engines."""
+        change = self.live.poll(before)
+        return [] if change is None else self._changed(change)
+
+    def _changed(self, change: Change) -> list[dict[str, str]]:
+        for sym in change.symbols_added:
+            self.symbol_stats[sym] = SymbolStats(self.symbol_window)
+        for sym in change.symbols_removed:  # its stats stop; the stored candles stay
+            for table in (self.symbol_stats, self.snapshots, self._last_snap, self.garch):
+                table.pop(sym, None)
+        if change.symbols_removed:
+            self.r.delete(*(keys.symbol_stats_key(s) for s in change.symbols_removed))
+        for pid in change.removed_pairs:
+            self.last_published_ms.pop(pid, None)
+        out = []
+        for pid, warmed in change.warmed.items():  # one entry for the newest state; nothing for the past
+            self.observations += warmed.observations
+            self.last_published_ms.pop(pid, None)
+            if warmed.last is not None:
+                obs, recv_ns, metrics = warmed.last
+                self.last_published_ms[pid] = obs.ts_ms
+                out.append(self._entry(self.live.slots[pid], obs.ts_ms, recv_ns, obs.y, obs.x, metrics))
+        return out
+
+    def _idle_loop(self) -> None:
+        """While no batch comes (an idle stream), registry changes still reach the engines within a second."""
+        while not self._closed.wait(POLL_S / 2):
+            if time.monotonic() - self._last_call < POLL_S or not self._lock.acquire(blocking=False):
+                continue
+            try:
+                out = self._control(lambda: None)  # every entry was fed: warm up to the newest
+                if out:
+                    self._write(out, [], codec.BookColumns(), {})
+            except Exception as exc:  # Redis down: the consumer reports it; the change is applied once it is back
+                log.debug("registry poll while idle failed: %s", exc)
+            finally:
+                self._lock.release()
+
+    def close(self) -> None:
+        self._closed.set()
 
     def _write(
         self, out: list[dict[str, str]], fired: list[dict[str, str]], bk: codec.BookColumns, books: dict[str, int]
@@ -243,15 +289,13 @@ class AnalyticsHandler:
             log.info("%d alert(s) fired", len(fired))
 
     @staticmethod
-    def _entry(
-        pair: str, ts: int, recv_ns: int, y: float, x: float, metrics: dict[str, float], engine: PairEngine
-    ) -> dict[str, str]:
-        fields = {"v": SCHEMA_VERSION, "pair": pair, "ts": str(ts), "recv_ns": str(recv_ns), "y": repr(y),
-                  "x": repr(x)}
+    def _entry(slot: PairSlot, ts: int, recv_ns: int, y: float, x: float, metrics: dict[str, float]) -> dict[str, str]:
+        fields = {"v": SCHEMA_VERSION, "pair": slot.pair, "ts": str(ts), "recv_ns": str(recv_ns), "y": repr(y),
+                  "x": repr(x), **slot.labels}
         for name, value in metrics.items():
             if value == value and not math.isinf(value):
                 fields[name] = repr(float(value))
-        res = engine.last_adf
+        res = slot.engine.last_adf
         if res is not None:
             fields["adf_verdict"] = res.verdict
         return fields

@@ -1,0 +1,55 @@
+"""The analytics consumer's handler in process: µs per tick over pre-loaded recorded ticks, no consumer group.
+
+What one `AnalyticsHandler` call costs per tick (decode, symbol statistics, as-of alignment, the engines, alerts,
+the writes to a real redis-server), without XREADGROUP and acknowledgement, so a change to the handler shows on
+its own. Prints figures; asserts nothing. Run from the repository root:
+`python -m bench.bench_analytics_handler [--ticks 100000] [--batch 5000] [--pairs ETHUSDT/BTCUSDT,...]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from bench.common import load, machine, preload_ticks, redis_server
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ticks", type=int, default=100_000)
+    ap.add_argument("--batch", type=int, default=5_000)
+    ap.add_argument("--pairs", default="ETHUSDT/BTCUSDT")
+    ap.add_argument("--repeat", type=int, default=3, help="runs (each on a fresh handler); the best is printed too")
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp, redis_server(Path(tmp)) as server:
+        os.environ.update(REDIS_URL=server.url, SYMBOLS="BTCUSDT,ETHUSDT", PAIRS=a.pairs)
+        from qs_common.settings import Settings
+        from worker.analytics_consumer import AnalyticsHandler
+
+        r = server.client()
+        counts = preload_ticks(r, a.ticks, groups=())
+        entries = r.xrange("stream:ticks")
+        batches = [entries[i:i + a.batch] for i in range(0, len(entries), a.batch)]
+        print(f"machine {machine()}; {counts}; batch {a.batch}; pairs {a.pairs}")
+        runs = []
+        for _ in range(a.repeat):
+            for key in r.scan_iter("control:*"):
+                r.delete(key)
+            r.delete("stream:analytics")
+            handler = AnalyticsHandler(Settings(), r)  # type: ignore[call-arg]
+            handler([])  # the first call reads the registry and rules: not part of the per-tick figure
+            t0 = time.perf_counter()
+            for b in batches:
+                handler(b)
+            runs.append((time.perf_counter() - t0) / len(entries) * 1e6)
+            st = handler.status()
+            print(f"  {runs[-1]:.2f} µs/tick  observations {st['observations']} published {st['published']}"
+                  f"  load {load()}")
+        print(f"handler: best {min(runs):.2f} µs/tick ({1e6 / min(runs):,.0f} ticks/s)  load {load()}")
+
+
+if __name__ == "__main__":
+    main()
