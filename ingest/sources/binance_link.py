@@ -22,6 +22,8 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from ingest.sources.base import FeedEvent, SourceItem
 from ingest.sources.pacing import TokenBucket
 from qs_common.venues.binance.config import (
+    DEPTH_STREAM,
+    STREAM_KINDS,
     SUBSCRIBE,
     UNSUBSCRIBE,
     WS_PARAMS_PER_MESSAGE,
@@ -40,6 +42,7 @@ log = logging.getLogger("ingest.sources.binance")
 
 RECONNECT_BASE_S = 0.5  # the first reconnect after a failure waits up to 1 s, doubling per failure
 _STREAM_FRAME = b'{"stream":'
+_KIND_ORDER = {kind: i for i, kind in enumerate((*STREAM_KINDS, DEPTH_STREAM))}
 
 
 @dataclass
@@ -80,7 +83,7 @@ class Link:
         if self.sent is None:
             return []
         want = self.source.streams_of(self.symbols)
-        removes, adds = sorted(self.sent - want), sorted(want - self.sent)
+        removes, adds = _in_order(self.sent - want), _in_order(want - self.sent)
         self.sent = want
         reqs = [Request(method, chunk) for method, streams in ((UNSUBSCRIBE, removes), (SUBSCRIBE, adds))
                 for chunk in _chunks(streams, WS_PARAMS_PER_MESSAGE)]
@@ -199,6 +202,11 @@ class Link:
                         return "venue announced serverShutdown"
         except TimeoutError:
             return f"stale feed: no frame for {src.stale_s:g} s"
+
+
+def _in_order(streams: set[str]) -> list[str]:
+    """Symbol by symbol, each symbol's kinds in the order Binance's docs list them (trade, bookTicker, depth)."""
+    return sorted(streams, key=lambda st: (st.partition("@")[0], _KIND_ORDER.get(st.partition("@")[2], 9)))
 
 
 def _chunks(items: list[str], size: int) -> list[list[str]]:

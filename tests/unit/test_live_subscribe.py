@@ -124,8 +124,8 @@ def test_an_open_connection_gets_unsubscribe_then_subscribe_of_the_difference():
         src._assign(("BTCUSDT", "SOLUSDT"))
         link.sync()
         assert [(r.method, r.params) for r in link.outbox] == [
-            (UNSUBSCRIBE, ["ethusdt@bookTicker", "ethusdt@trade"]),
-            (SUBSCRIBE, ["solusdt@bookTicker", "solusdt@trade"])]
+            (UNSUBSCRIBE, ["ethusdt@trade", "ethusdt@bookTicker"]),
+            (SUBSCRIBE, ["solusdt@trade", "solusdt@bookTicker"])]
         assert link.sync() == []  # nothing left to ask
         link.outbox.clear()
         link.sent = None  # disconnected: the next connect subscribes the current set, no request now
