@@ -126,7 +126,8 @@ class Settings(BaseSettings):
     pairs: Annotated[tuple[str, ...] | None, NoDecode] = None
     # The engine's defaults are qs_analytics.defaults (PairConfig and the batch command read them too).
     ols_window: int = Field(engine.WINDOW, ge=2, le=100_000, description="rolling window in observations")
-    analytics_window_ms: int | None = Field(None, gt=0, description="also drop observations older than this")
+    # bounded as the live registry bounds a pair's window_ms (qs_common/control.py: 30 days), which it seeds
+    analytics_window_ms: int | None = Field(None, gt=0, le=2_592_000_000, description="drop older observations")
     beta_source: Literal["ols", "kalman", "huber", "theilsen"] = "ols"
     # Theil-Sen costs ~50 ms a refit: on when it is the beta source or asked for
     theilsen: bool = engine.THEILSEN
@@ -135,7 +136,7 @@ class Settings(BaseSettings):
     huber_every_ms: int = Field(engine.HUBER_EVERY_MS, gt=0)
     # At BTC-level prices the state noise must be tiny, or the filter fits every y exactly.
     kalman_delta: float = Field(engine.KALMAN_DELTA, gt=0, lt=1)
-    kalman_obs_noise: float = Field(engine.KALMAN_OBS_NOISE, gt=0)
+    kalman_obs_noise: float = Field(engine.KALMAN_OBS_NOISE, gt=0, allow_inf_nan=False)
     kalman_init_cov: float = Field(engine.KALMAN_INIT_COV, gt=0)
     adf_every_s: float = Field(engine.ADF_EVERY_MS / 1000, gt=0)
     symbol_window: int = Field(300, ge=2, le=100_000)

@@ -186,3 +186,17 @@ def test_malformed_entries_are_skipped_not_fatal(r: redis.Redis, caplog: pytest.
     assert control.get_pair(r, "SOLUSDT-BTCUSDT") is None
     w = control.Watcher(r)
     assert w.poll() == (("BTCUSDT", "ETHUSDT"), {"ETHUSDT/BTCUSDT": good})
+
+
+def test_any_valid_setting_seeds(r: redis.Redis, capsys: pytest.CaptureFixture[str]) -> None:
+    """The registry's bounds are the settings' bounds: no value start-up accepts can fail the seed."""
+    s = settings(ols_window=100_000, analytics_window_ms=2_592_000_000, kalman_delta=0.999, kalman_obs_noise=1e300,
+                 beta_source="theilsen", analytics_price="mid")
+    assert control.seed(r, s) is True
+    ps = control.active_pairs(r)["ETHUSDT/BTCUSDT"]
+    assert (ps.window, ps.window_ms, ps.delta, ps.obs_noise, ps.price_source) == (100_000, 2_592_000_000, 0.999,
+                                                                                   1e300, "mid")
+    for name, bad in (("ANALYTICS_WINDOW_MS", 2_592_000_001), ("KALMAN_OBS_NOISE", "inf")):
+        with pytest.raises(SystemExit):
+            settings(**{name.lower(): bad})
+        assert f"invalid setting {name}" in capsys.readouterr().err
