@@ -1,4 +1,4 @@
-"""The DuckDB file's only owner: trades (for exactly-once), candles, and reads for the HTTP API.
+"""The DuckDB file's only owner: candles, the trade ids merged into them (exactly-once), reads for the API.
 
 Writes come from one thread (the candle consumer) under a lock; reads use their own cursors, so the API
 never blocks a batch for long and never opens the file from another process.
@@ -12,19 +12,21 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import polars as pl
 
+from worker import trade_runs
 from worker.candles import ALL_INTERVALS, CANDLE_COLUMNS, STORED_INTERVALS, partial_candles, vwap_text
+from worker.trade_runs import Change, Runs
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS trades (
+-- The trade ids merged into the candles, per symbol, as runs of consecutive ids (worker/trade_runs.py):
+-- the de-duplication of exactly-once, written in the same transaction as the candles.
+CREATE TABLE IF NOT EXISTS trade_runs (
     symbol VARCHAR NOT NULL,
-    trade_id BIGINT NOT NULL,
-    price DECIMAL(38, 8) NOT NULL,
-    qty DECIMAL(38, 8) NOT NULL,
-    trade_time_ms BIGINT NOT NULL,
-    buyer_is_maker BOOLEAN NOT NULL,
-    PRIMARY KEY (symbol, trade_id)
+    first_id BIGINT NOT NULL,
+    last_id BIGINT NOT NULL,
+    newest_ms BIGINT NOT NULL  -- the newest trade time in the run (pruning, the kline check)
 );
 CREATE TABLE IF NOT EXISTS candles (
     symbol VARCHAR NOT NULL,
@@ -117,31 +119,66 @@ class CandleStore:
         self.con = duckdb.connect(str(path), config={"python_enable_replacements": False})
         self.con.execute(SCHEMA)
         _allow_unknown_import_columns(self.con)
+        _trades_table_to_runs(self.con)
         self.write_lock = threading.Lock()
+        self.seen: dict[str, Runs] = {}  # the committed trade_runs rows, per symbol (only this store writes them)
+        self._load_runs()
 
     def close(self) -> None:
         with self.write_lock:
             self.con.close()
 
-    def apply_trades(self, trades: pl.DataFrame) -> pl.DataFrame:
-        """Insert new trades (duplicates by (symbol, trade_id) are dropped) and merge their candles.
+    def _load_runs(self) -> None:
+        rows = self.con.sql("SELECT symbol, first_id, last_id, newest_ms FROM trade_runs "
+                            "ORDER BY symbol, first_id").pl()
+        self.seen = {
+            str(sym): Runs(part["first_id"].to_numpy(), part["last_id"].to_numpy(), part["newest_ms"].to_numpy())
+            for (sym,), part in rows.group_by("symbol", maintain_order=True)
+        }
 
-        Partials are built from only the trades that were really new, so a redelivered batch changes
-        nothing. Returns the merged candle rows touched.
-        One transaction: either all of a batch's effects are stored or none.
+    def apply_trades(self, trades: pl.DataFrame) -> pl.DataFrame:
+        """Merge the candles of the trades not merged before (by (symbol, trade_id)); returns the candle rows touched.
+
+        Partials are built from only the trades that are really new, so a redelivered batch changes nothing.
+        One transaction: the candles and the trade ids they now hold are stored together or not at all.
         """
-        batch = trades.unique(subset=["symbol", "trade_id"], keep="first")
-        with self.write_lock, registered(self.con) as frame:
-            con = self.con
-            frame("batch", batch)
+        batch = trades.unique(subset=["symbol", "trade_id"], keep="first").sort("symbol", "trade_id")
+        with self.write_lock:
+            new, changes = _new_trades(batch, self.seen)
+            if new.is_empty():
+                return pl.DataFrame()
+            try:
+                merged = self._commit(partial_candles(new), changes)
+            except BaseException:
+                self._load_runs()  # whatever the failure left, the runs in memory are the committed ones
+                raise
+            for sym, change in changes.items():
+                self.seen[sym] = change.after
+        return merged
+
+    def _commit(self, partials: pl.DataFrame, changes: dict[str, Change]) -> pl.DataFrame:
+        removed = pl.DataFrame(
+            {"symbol": [s for s, c in changes.items() for _ in range(len(c.removed_first))],
+             "first_id": np.concatenate([c.removed_first for c in changes.values()])},
+            schema={"symbol": pl.String, "first_id": pl.Int64})
+        added = pl.DataFrame(
+            {"symbol": [s for s, c in changes.items() for _ in range(len(c.added))],
+             "first_id": np.concatenate([c.added.first for c in changes.values()]),
+             "last_id": np.concatenate([c.added.last for c in changes.values()]),
+             "newest_ms": np.concatenate([c.added.newest_ms for c in changes.values()])},
+            schema={"symbol": pl.String, "first_id": pl.Int64, "last_id": pl.Int64, "newest_ms": pl.Int64})
+        con = self.con
+        with registered(con) as frame:
+            frame("partials", partials)
+            frame("runs_removed", removed)
+            frame("runs_added", added)
             con.execute("BEGIN TRANSACTION")
             try:
-                new = con.sql(
-                    "INSERT INTO trades SELECT symbol, trade_id, price, qty, trade_time_ms, buyer_is_maker "
-                    "FROM batch ON CONFLICT DO NOTHING RETURNING *"
-                ).pl()
-                frame("partials", partial_candles(new))
-                merged = con.sql(_UPSERT).pl() if len(new) else pl.DataFrame()
+                merged = con.sql(_UPSERT).pl()
+                if len(removed):
+                    con.execute("DELETE FROM trade_runs t USING runs_removed r "
+                                "WHERE t.symbol = r.symbol AND t.first_id = r.first_id")
+                con.execute("INSERT INTO trade_runs SELECT symbol, first_id, last_id, newest_ms FROM runs_added")
                 con.execute("COMMIT")
             except BaseException:
                 # a COMMIT that failed (disk full) has already ended the transaction: keep its error, not ROLLBACK's
@@ -166,15 +203,30 @@ class CandleStore:
         return len(inserted), len(frame) - len(inserted)
 
     def prune_trades(self, retention_ms: int) -> int:
-        """Drop trades older than `retention_ms` before each symbol's newest trade (they only serve dedup)."""
+        """Forget trade ids whose runs end more than `retention_ms` before each symbol's newest trade (they only
+        serve de-duplication); returns how many ids were forgotten. A run is kept whole while any of it is recent."""
         with self.write_lock:
-            rows = self.con.execute(
-                "DELETE FROM trades t USING "
-                "(SELECT symbol, max(trade_time_ms) AS newest FROM trades GROUP BY symbol) m "
-                "WHERE t.symbol = m.symbol AND t.trade_time_ms < m.newest - ?",
-                [retention_ms],
-            ).fetchone()
-        return int(rows[0]) if rows else 0
+            pruned = {sym: trade_runs.prune(runs, retention_ms) for sym, runs in self.seen.items()}
+            forgotten = sum(self.seen[s].ids() - r.ids() for s, r in pruned.items())
+            if forgotten:
+                self.con.execute(
+                    "DELETE FROM trade_runs t USING "
+                    "(SELECT symbol, max(newest_ms) AS newest FROM trade_runs GROUP BY symbol) m "
+                    "WHERE t.symbol = m.symbol AND t.newest_ms < m.newest - ?",
+                    [retention_ms],
+                )
+                self.seen = pruned
+        return forgotten
+
+    def newest_trade_ms(self, since_ms: int | None = None) -> dict[str, int]:
+        """Each symbol's newest merged trade time, among symbols with a trade from `since_ms` on."""
+        cur = self.con.cursor()
+        try:
+            rows = cur.execute("SELECT symbol, max(newest_ms) FROM trade_runs WHERE newest_ms >= ? GROUP BY symbol",
+                               [since_ms if since_ms is not None else -(2**63)]).fetchall()
+        finally:
+            cur.close()
+        return {str(s): int(t) for s, t in rows}
 
     def candles(
         self, symbol: str, interval: str, start_ms: int | None, end_ms: int | None, limit: int,
@@ -225,6 +277,40 @@ class CandleStore:
             return cur.execute("SELECT 1").fetchone() == (1,)
         finally:
             cur.close()
+
+
+def _new_trades(batch: pl.DataFrame, seen: dict[str, Runs]) -> tuple[pl.DataFrame, dict[str, Change]]:
+    """The rows of `batch` (sorted by symbol, trade id; unique) whose ids no run holds, and per symbol the runs'
+    change once they are merged."""
+    ids = batch["trade_id"].to_numpy()
+    times = batch["trade_time_ms"].to_numpy()
+    keep = np.zeros(len(batch), np.bool_)
+    changes: dict[str, Change] = {}
+    at = 0
+    for n, sym in batch["symbol"].rle().struct.unnest().rows():
+        part = slice(at, at + n)
+        runs = seen.get(sym, Runs.empty())
+        fresh = trade_runs.unseen(runs, ids[part])
+        keep[part] = fresh
+        if fresh.any():
+            changes[sym] = trade_runs.add(runs, ids[part][fresh], times[part][fresh])
+        at += n
+    return (batch if keep.all() else batch.filter(keep)), changes
+
+
+def _trades_table_to_runs(con: duckdb.DuckDBPyConnection) -> None:
+    """A file from before the runs has a table of every trade: turn it into runs once (same ids), then drop it."""
+    if not con.execute("SELECT table_name FROM information_schema.tables WHERE table_name = 'trades'").fetchall():
+        return
+    con.execute("BEGIN TRANSACTION")
+    con.execute(
+        "INSERT INTO trade_runs SELECT symbol, min(trade_id), max(trade_id), max(trade_time_ms) FROM "
+        "(SELECT symbol, trade_id, trade_time_ms, "
+        "trade_id - row_number() OVER (PARTITION BY symbol ORDER BY trade_id) AS island FROM trades) "
+        "GROUP BY symbol, island"
+    )
+    con.execute("DROP TABLE trades")
+    con.execute("COMMIT")
 
 
 def _derived_sql(ms: int) -> str:

@@ -173,8 +173,7 @@ class RestCandleStore:
         return {(str(s), str(i)): int(t) for s, i, t in rows}
 
     def newest_trade_ms(self) -> int | None:
-        row = self._read("SELECT max(trade_time_ms) FROM trades")
-        return int(row[0][0]) if row and row[0][0] is not None else None
+        return max(self.store.newest_trade_ms().values(), default=None)
 
     def open_times(self, symbol: str, interval: str, since_ms: int) -> list[int]:
         rows = self._read(
@@ -190,11 +189,8 @@ class RestCandleStore:
     # -- the kline check ------------------------------------------------------------------------------
     def newest_trade_by_symbol(self, since_ms: int | None = None) -> dict[str, int]:
         """Each symbol's newest stored trade time (the candle consumer has applied everything before it),
-        among trades from `since_ms` on: the row groups' min/max let DuckDB skip the older ones (a whole
-        48 h table is ~40 ms a scan, a recent slice ~1 ms)."""
-        rows = self._read("SELECT symbol, max(trade_time_ms) FROM trades WHERE trade_time_ms >= ? GROUP BY symbol",
-                          [since_ms if since_ms is not None else -(2**63)])
-        return {str(s): int(t) for s, t in rows}
+        among trades from `since_ms` on."""
+        return self.store.newest_trade_ms(since_ms)
 
     def first_live_open(self, symbol: str, interval: str, since_ms: int) -> int | None:
         rows = self._read("SELECT min(open_time) FROM candles WHERE symbol = ? AND interval = ? AND source = 'live' "
