@@ -9,10 +9,13 @@ missing id.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import pytest
 import redis
+import websockets
+from websockets.exceptions import ConnectionClosed
 
 from ingest.sources.binance import BinanceSource
 from qs_common import codec, control
@@ -183,3 +186,40 @@ def test_requests_are_paced_and_answered_in_process():
 async def _drain(items) -> None:
     async for _ in items:
         pass
+
+
+def test_the_local_server_answers_and_limits_like_binance():
+    """The oracle of the tests above: replies, error objects, and a 6th message within a second disconnects."""
+    ws = BinanceWsServer([], Script(generate_hz=1)).start()
+
+    async def talk() -> tuple[list[dict], int | None]:
+        answers = []
+        async with websockets.connect(f"{ws.url}/stream?streams=btcusdt@trade") as c:
+            for text in ('{"method":"SUBSCRIBE","params":["ethusdt@trade"],"id":1}',
+                         '{"method":"LIST_SUBSCRIPTIONS","id":2}', '{"method":"SUBSCRIBE","params":["bad"],"id":3}',
+                         '{"method":"NOPE","id":4}', "{not json"):
+                await c.send(text)
+                while "stream" in (doc := json.loads(await c.recv())):
+                    pass
+                answers.append(doc)
+            await asyncio.sleep(1.1)
+            code = None
+            try:
+                for i in range(6):
+                    await c.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": 10 + i}))
+                while True:
+                    await c.recv()
+            except ConnectionClosed as exc:
+                code = exc.rcvd.code if exc.rcvd else None
+        return answers, code
+
+    try:
+        answers, code = asyncio.run(talk())
+        assert answers[0] == {"result": None, "id": 1}
+        assert answers[1] == {"result": ["btcusdt@trade", "ethusdt@trade"], "id": 2}
+        assert answers[2] == {"error": {"code": 2, "msg": "Invalid request: invalid stream"}, "id": 3}
+        assert answers[3]["error"]["code"] == 2 and answers[3]["id"] == 4
+        assert answers[4]["error"]["code"] == 3 and answers[4]["id"] is None
+        assert code == 1008 and ws.rate_closes == 1
+    finally:
+        ws.stop()
