@@ -15,6 +15,7 @@ from dashboard.frames import align_closes
 from dashboard.pair_calc import PairCalc
 from dashboard.safe import csv_text, filename, md, plotly
 from dashboard.sidebar import Controls
+from qs_analytics.hedge import KINDS
 from qs_analytics.stationarity import adf_test
 from qs_common import intervals
 from qs_common.symbols import is_symbol
@@ -64,15 +65,20 @@ if len(names) >= 2:
     y = a.selectbox("Y leg", names, index=0, key="up_y")
     x = b.selectbox("X leg", [n for n in names if n != y], index=0, key="up_x")
     closes = align_closes(series[y][0], series[x][0])
-    st.subheader(md(f"{y}/{x}: {len(closes)} shared candles · {c.regression}, window {c.window}"))
-    calc = PairCalc(c.regression, c.window, dict(c.kalman))
+    # an uploaded file is not a live pair: its own window and regression, starting from the live pair's
+    a, b = st.columns(2)
+    window = int(a.number_input("Rolling window (points)", 10, 5_000, min(c.window, max(10, len(closes) // 2)),
+                                step=10, key="up_window"))  # fmt: skip
+    regression = str(b.selectbox("Regression", KINDS, index=KINDS.index(c.regression), key="up_regression"))
+    st.subheader(md(f"{y}/{x}: {len(closes)} shared candles · {regression}, window {window}"))
+    calc = PairCalc(regression, window, dict(c.kalman))
     out = calc.run(closes, None)
     if out["zscore"].notna().sum() == 0:
         notices.needs_more("Pair analytics", max(calc.needs(), 1), len(closes))
     else:
         st.plotly_chart(charts.legs(out, plotly(y), plotly(x), c.tz), config=charts.CONFIG)
         st.plotly_chart(charts.spread_z(out, c.tz, c.z_exit, c.z_entry), config=charts.CONFIG)
-        st.plotly_chart(charts.lines(out, ["beta"], c.tz, f"Hedge ratio ({c.regression})"), config=charts.CONFIG)
+        st.plotly_chart(charts.lines(out, ["beta"], c.tz, f"Hedge ratio ({regression})"), config=charts.CONFIG)
         res = adf_test(out["spread"].dropna().to_numpy())
         st.markdown(
             f"**ADF on the whole spread:** {res.verdict}"
