@@ -16,7 +16,7 @@ import streamlit as st
 from dashboard import data
 
 Entries = list[tuple[str, dict[str, str]]]  # what redis-py returns with decode_responses=True
-TEXT_FIELDS = frozenset({"pair", "rule", "rule_id", "metric", "symbols", "reason", "venue", "raw", "source", "v",
+TEXT_FIELDS = frozenset({"pair", "rule", "rule_id", "metric", "symbol", "symbols", "reason", "venue", "raw", "source", "v",
                          "beta_source", "price_source"})
 
 
