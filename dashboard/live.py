@@ -16,8 +16,8 @@ import streamlit as st
 from dashboard import data
 
 Entries = list[tuple[str, dict[str, str]]]  # what redis-py returns with decode_responses=True
-TEXT_FIELDS = frozenset({"pair", "rule", "rule_id", "metric", "symbol", "symbols", "reason", "venue", "raw", "source", "v",
-                         "beta_source", "price_source"})
+TEXT_FIELDS = frozenset({"pair", "rule", "rule_id", "metric", "symbol", "symbols", "reason", "venue", "raw",
+                         "source", "v", "beta_source", "price_source"})
 
 
 class StreamTail:
