@@ -122,17 +122,19 @@ async def _publish_only(url: str, frames: list[bytes], n: int) -> float:
 
 
 def ingest_subprocess(redis_url: str, r: redis.Redis, ws: WsServer, seconds: float, tmp: Path,
-                      profile: Path | None) -> tuple[float | None, str]:
-    """The real `python -m ingest` against the flood server: published entries/s from XLEN over time."""
+                      profile: Path | None, loop: str = "asyncio") -> tuple[float | None, str]:
+    """The real `python -m ingest` against the flood server: published entries/s from XLEN over time.
+
+    `loop="uvloop"` runs the same ingest on uvloop's event loop (bench/ingest_uvloop.py)."""
     env = service_env(redis_url, SOURCE="binance", BINANCE_WS_URL=ws.url, SYMBOLS=",".join(SYMBOLS),
                       LOG_LEVEL="WARNING")
-    proc = start_module("ingest", env, tmp / "ingest.log")
+    proc = start_module("bench.ingest_uvloop" if loop == "uvloop" else "ingest", env, tmp / f"ingest-{loop}.log")
     spy = None
     try:
         deadline = time.monotonic() + 60
         while r.xlen("stream:ticks") < 20_000:  # imports, connect, first batches
             if proc.poll() is not None or time.monotonic() > deadline:
-                return None, f"ingest did not publish (exit {proc.poll()}), see {tmp / 'ingest.log'}"
+                return None, f"ingest did not publish (exit {proc.poll()}), see {tmp / f'ingest-{loop}.log'}"
             time.sleep(0.1)
         if profile is not None:
             spy = pyspy_record(proc.pid, seconds, profile)

@@ -378,7 +378,7 @@ def preload_ticks(
 
 def pyspy_record(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes] | None:
     """Sample `pid` for `seconds` into a collapsed-stack file (None if py-spy is missing)."""
-    exe = shutil.which("py-spy")
+    exe = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
     if exe is None:
         print("py-spy not found (pip install py-spy): no profile")
         return None
