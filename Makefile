@@ -12,7 +12,7 @@ help:
 	@echo "make test     install what the tests need, then run every test (unit, integration, browser)"
 	@echo "make run      the whole product locally without Docker (needs redis-server or REDIS_URL)"
 	@echo "make demo     the same on the synthetic feed, for machines without internet"
-	@echo "make bench    benchmarks (print figures; see docs/benchmarks.md)"
+	@echo "make bench    benchmarks side by side in one run (print figures; BENCH_ARGS=--quick; docs/benchmarks.md)"
 	@echo "make lint     ruff, mypy and the import contracts (lint-imports)"
 	@echo "make k8s      render every Kubernetes overlay (k8s/) and validate it against the schemas"
 	@echo "make lock     re-lock the dependencies after a change to pyproject.toml (needs uv)"
@@ -38,9 +38,9 @@ run: run-deps
 demo: run-deps
 	SOURCE=synthetic $(PY) -m qs_common.launcher
 
+# the benchmark contract (bench/run_all.py): every figure side by side in one run; BENCH_ARGS=--quick for a short one
 bench: deps
-	$(PY) bench/bench_pipeline.py
-	@for b in bench/bench_analytics.py bench/bench_dashboard.py bench/bench_book.py; do [ -f $$b ] && $(PY) $$b || true; done
+	$(PY) -m bench $(BENCH_ARGS)
 
 lint: deps
 	$(PY) -m ruff check .
