@@ -50,10 +50,12 @@ def wanted(slot: PairSlot) -> int:
 
 def read_history(
     r: redis.Redis, stream: str, slots: Iterable[PairSlot], before: bytes | None = None,
-    max_entries: int = MAX_ENTRIES,
+    max_entries: int | None = None,
 ) -> list[Entry]:
     """The stream's newest entries strictly before the id `before` (every entry when None), oldest first, read
-    back until each slot has `wanted` ticks of its legs (of its price source's kind) or `max_entries` were read."""
+    back until each slot has `wanted` ticks of its legs (of its price source's kind) or `max_entries` (default
+    MAX_ENTRIES) were read."""
+    max_entries = MAX_ENTRIES if max_entries is None else max_entries
     need: dict[str, int] = {}
     feeds: dict[tuple[bytes, bytes], list[str]] = {}  # (kind, symbol) -> the pairs the entry warms
     for slot in slots:
