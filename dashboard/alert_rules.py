@@ -1,10 +1,14 @@
-"""Alert rules as stored in `alerts:rules` (id → JSON), validated by the worker's own rule model."""
+"""Alert rules as stored in `alerts:rules` (id → JSON), validated by the worker's own rule model.
+
+A webhook URL often carries its secret in the path (Slack's do): the rules table shows only its scheme and host;
+the full URL is in the rule's JSON, shown as text in the editor, never as a link."""
 
 from __future__ import annotations
 
 import json
 import uuid
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
@@ -50,5 +54,14 @@ def load_all(raw: dict[str, str]) -> list[dict[str, Any]]:
             row["problem"] = "; ".join(_problems(err))
         else:
             row.update({"expression": rule.expression, **rule.model_dump(mode="json"), "id": rid})
+            row["webhook"] = masked(rule.webhook)
         rows.append(row)
     return rows
+
+
+def masked(url: str | None) -> str:
+    """`https://hooks.example.com/…`: enough to recognise the endpoint, not its secret path."""
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}/…"
