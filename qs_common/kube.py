@@ -86,10 +86,12 @@ def running_shard(env: Mapping[str, str], proc_environ: Path = Path("/proc/1/env
     """The shard the container's main process runs as: its SHARD (a probe does not inherit what the entrypoint
     exported, so it reads the process's environment)."""
     text = env.get("SHARD")
-    if text is None and proc_environ.exists():
-        for item in proc_environ.read_bytes().split(b"\0"):
-            if item.startswith(b"SHARD="):
-                text = item[len(b"SHARD="):].decode()
+    if text is None:
+        try:
+            items = proc_environ.read_bytes().split(b"\0")
+        except OSError:  # not there, or not ours to read: cannot tell, so no restart on its account
+            return None
+        text = next((i[len(b"SHARD="):].decode() for i in items if i.startswith(b"SHARD=")), None)
     return ShardSpec.parse(text) if text else None
 
 

@@ -112,6 +112,7 @@ def test_probe_shard_fails_after_a_resize(api: str, tmp_path: Path) -> None:
     dead = f"http://127.0.0.1:{free_port()}"  # the API unreachable: no restart
     assert kube.shard_changed(env, size_from(dead), environ) is None
     assert kube.shard_changed({"HOSTNAME": "x-0"}, size_from(api), tmp_path / "none") is None  # not sharded
+    assert kube.running_shard({}, tmp_path) is None  # unreadable (here a directory): no restart on its account
 
 
 def test_probe_port_and_status(redis_server: RedisServer) -> None:
