@@ -145,7 +145,7 @@ class Link:
             in_url = src.ordered_streams(self.symbols)[:WS_URL_MAX_STREAMS]
             url = streams_url(src.base_url, in_url)
             reason = await self._session(url, set(in_url), out)
-            await out.put(FeedEvent("disconnected", f"connection {self.id}: {reason}", frozenset(self.symbols)))
+            await out.put(FeedEvent("disconnected", f"{reason} (connection {self.id})", frozenset(self.symbols)))
             delay = backoff_delay(self.attempt, RECONNECT_BASE_S, src.backoff_max_s) if self.attempt else 0.0
             self.attempt += 1
             if delay:
