@@ -95,7 +95,9 @@ class AnalyticsHandler:
     def status(self) -> dict[str, Any]:
         """Counters for the consumer's status record (`status:worker-analytics`)."""
         return {"last_event_ms": self.last_event_ms, "observations": self.observations, "published": self.published,
-                "alerts_fired": self.alerts_fired, "bad_rules": self.bad_rules, "errors": self.errors}
+                "alerts_fired": self.alerts_fired, "bad_rules": self.bad_rules, "errors": self.errors,
+                # the registry version the engines follow (control:version), and how many pairs they compute
+                "registry_version": self.live.watcher.seen, "pairs": len(self.live.slots)}
 
     def _refresh_rules(self) -> None:
         if time.monotonic() - self._rules_loaded < RULES_REFRESH_S:
