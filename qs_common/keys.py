@@ -37,6 +37,53 @@ STATUS_WORKER_ANALYTICS = "worker-analytics"
 STATUS_WORKER_WEBHOOKS = "worker-webhooks"  # webhook delivery: delivered, failures, dropped, in hand
 
 
+# Issue 14, partitioned mode (TICK_PARTITIONING=symbol, always on with REDIS_CLUSTER=true): one tick stream per
+# symbol, named with the symbol's Redis Cluster hash tag so that it and every other key of the symbol share a slot.
+# The default (single) mode keeps the one stream TICKS_STREAM. Depth diffs stay one stream (the book role is one
+# process). Dead letters, gaps, analytics, alerts, status and control keys stay single keys.
+SHARDS_CANDLES = "shards:candles"  # hash: candle shard "k/N" -> JSON {"shard", "address", "symbols", "heartbeat_ms"}
+ANALYTICS_GROUP_PATTERN = "analytics-*of*"  # groups of analytics shards (any shard count), see analytics_group
+
+
+def tick_stream(base: str, symbol: str) -> str:
+    """The tick stream of one symbol in partitioned mode: `stream:ticks:{BTCUSDT}` for base `stream:ticks`."""
+    return f"{base}:{{{symbol}}}"
+
+
+def tick_stream_symbol(base: str, stream: str) -> str | None:
+    """The symbol of a partitioned tick stream name (tick_stream's inverse); None for any other name."""
+    prefix = base + ":{"
+    if stream.startswith(prefix) and stream.endswith("}") and len(stream) > len(prefix) + 1:
+        return stream[len(prefix):-1]
+    return None
+
+
+def tick_streams_pattern(base: str) -> str:
+    """SCAN pattern of every partitioned tick stream (`*` would also match the braces, so keep them explicit)."""
+    return base + ":{*}"
+
+
+def tick_stream_for(base: str, symbol: str, partitioned: bool) -> str:
+    """The stream a symbol's ticks are in, in either mode."""
+    return tick_stream(base, symbol) if partitioned else base
+
+
+def shard_label(index: int, count: int) -> str:
+    """`k/N` spelt for key and group names, where a slash reads badly: `0of2`."""
+    return f"{index}of{count}"
+
+
+def analytics_group(index: int, count: int) -> str:
+    """Consumer group of analytics shard k of M on its legs' tick streams: `analytics-0of2`. Single-stream mode and
+    SHARD=0/1 keep the plain `analytics` group."""
+    return f"{ANALYTICS_GROUP}-{shard_label(index, count)}"
+
+
+def candles_shard_status(index: int, count: int) -> str:
+    """Status record name of candle shard k of N: `worker-candles-0of2` (SHARD=0/1 keeps `worker-candles`)."""
+    return f"{STATUS_WORKER_CANDLES}-{shard_label(index, count)}"
+
+
 def worker_status(label: str) -> str:
     """Status record name of a worker consumer (`candles`, `analytics`, `book`): STATUS_WORKER_* above."""
     return f"worker-{label}"

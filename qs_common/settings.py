@@ -90,6 +90,11 @@ class Settings(BaseSettings):
     # milliseconds); trimmed safely, like the tick stream: never an entry the book group has not acknowledged
     depth_maxlen: int = Field(20_000, ge=1_000, description="bound of stream:depth in entries")
     ticks_stream: str = Field("stream:ticks", min_length=1)
+    # Issue 14: `symbol` = one tick stream per symbol, `{TICKS_STREAM}:{SYM}` (qs_common/keys.py tick_stream), so a
+    # symbol's ticks live on one Redis Cluster node and each shard reads only its own symbols. Unset: `single` (one
+    # stream, as always) on a single node, `symbol` with REDIS_CLUSTER=true, where one stream would put every tick on
+    # one node; `single` with REDIS_CLUSTER=true is refused.
+    tick_partitioning: Literal["single", "symbol"] | None = None
     stream_maxlen: int = Field(1_000_000, ge=1_000)
     publish_batch: int = Field(1_000, ge=1, le=100_000)
     publish_flush_ms: int = Field(5, ge=1, le=10_000)
@@ -236,6 +241,19 @@ class Settings(BaseSettings):
                 if leg not in self.symbols:
                     raise ValueError(f"PAIRS: {leg} of {p} is not in SYMBOLS")
         return self
+
+    @model_validator(mode="after")
+    def _partitioning(self) -> Settings:
+        if self.tick_partitioning is None:
+            object.__setattr__(self, "tick_partitioning", "symbol" if self.redis_cluster else "single")
+        elif self.tick_partitioning == "single" and self.redis_cluster:
+            raise ValueError("TICK_PARTITIONING: single is not possible with REDIS_CLUSTER=true (use symbol)")
+        return self
+
+    @property
+    def partitioned(self) -> bool:
+        """Ticks go to one stream per symbol (`TICK_PARTITIONING=symbol`, always so on a Redis Cluster)."""
+        return self.tick_partitioning == "symbol"
 
     @property
     def ws_url(self) -> str:
