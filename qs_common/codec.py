@@ -9,8 +9,11 @@ none), receive time (ns), the trade id or book update id, and the kind's fields 
 An entry without `v` is schema 1 (written before the version was). An entry of another version is not decoded
 (it is reported as undecodable, so the consumer dead-letters it whole instead of misreading it).
 
-`decode_batch` is the hot path: one pass over a batch of `(entry id, fields)` pairs, as redis-py returns them
-without decoding, into columns. It checks structure only (fields present, integers, UTF-8 text); what the
+`decode_batch` is the hot path: one pass over a batch of `(entry id, fields)` pairs into columns. Fields are a
+dict (redis-py's parse, without decoding) or the reply's flat `[name, value, ...]` list (a consumer reading raw
+replies, `worker.consumer.GroupConsumer(flat_fields=True)`); a flat list in the encoder's own field order is read
+by position, any other is read as the dict it stands for, so both forms decode alike.
+ It checks structure only (fields present, integers, UTF-8 text); what the
 store or the engines can hold (ranges, decimal text) is theirs to check, so the decoder accepts e.g. a trade
 id of 2**70 and lets the candle consumer say why it cannot be stored.
 """
@@ -29,6 +32,12 @@ from qs_common.models import BookTicker, Tick, Trade
 
 SCHEMA_VERSION = "1"
 _VERSION_B = SCHEMA_VERSION.encode()
+# The field names of `encode`'s entries in its order (what a flat entry holds at its even positions).
+_TRADE_NAMES = [b"v", b"sym", b"kind", b"ts", b"ev", b"recv", b"id", b"p", b"q", b"m"]
+_BOOK_NAMES = [b"v", b"sym", b"kind", b"recv", b"id", b"b", b"bq", b"a", b"aq"]
+_BOOK_NAMES_TS = [*_BOOK_NAMES, b"ts"]
+
+Fields = Mapping[bytes, bytes] | list[bytes]  # a dict, or the flat [name, value, ...] of a raw reply
 
 
 class DecodeError(ValueError):
@@ -158,7 +167,7 @@ class DecodedBatch:
 
 
 def decode_batch(
-    entries: Iterable[tuple[bytes, Mapping[bytes, bytes]]], books: bool = True, order: bool = False,
+    entries: Iterable[tuple[bytes, Fields]], books: bool = True, order: bool = False,
     times: bool = False,
 ) -> DecodedBatch:
     """Entries -> columns, in one pass.
@@ -176,48 +185,84 @@ def decode_batch(
     return out
 
 
-def _decode_trades(entries: Iterable[tuple[bytes, Mapping[bytes, bytes]]], out: DecodedBatch) -> None:
-    """Trades only (books skipped undecoded), no times, no order: `_decode_all` specialised for speed."""
-    tr, bad = out.trades, out.undecodable
+def _decode_trades(entries: Iterable[tuple[bytes, Fields]], out: DecodedBatch) -> None:
+    """Trades only (books skipped undecoded), no times, no order: `_decode_all` specialised for speed.
+
+    A flat entry in the encoder's layout is read by position (the names checked all at once); anything else goes
+    through `_decode_trade_fields`, the dict reading, which decides the same for the same fields."""
+    tr = out.trades
     add_eid, add_sym, add_id, add_price = tr.entry_ids.append, tr.symbols.append, tr.ids.append, tr.prices.append
     add_qty, add_ts, add_maker = tr.qtys.append, tr.times.append, tr.makers.append
     names: dict[bytes, str] = {}  # symbol bytes -> text: a batch has few symbols, decoded once each
-    version = _VERSION_B  # a local: no global lookup per entry
+    version, trade_names, book_names, book_names_ts = _VERSION_B, _TRADE_NAMES, _BOOK_NAMES, _BOOK_NAMES_TS
     for entry_id, f in entries:
-        kind = f.get(b"kind")
-        if kind != b"trade":
-            if kind != b"book":
-                bad.append((entry_id, _not_a_tick(f, kind)))
-            continue
-        if f.get(b"v", version) != version:
-            bad.append((entry_id, _unknown_version(f)))
-            continue
+        if isinstance(f, list):
+            kind = f[5] if len(f) > 5 else None
+            if kind == b"book" and (f[0::2] == book_names or f[0::2] == book_names_ts):
+                continue
+            if kind == b"trade" and f[1] == version and f[0::2] == trade_names:
+                raw_sym = f[3]
+                try:
+                    sym = names[raw_sym]
+                    trade_id, ts = int(f[13]), int(f[7])
+                    price, qty = f[15].decode(), f[17].decode()
+                except (KeyError, ValueError):  # a new symbol, or a bad value: the general reading says which
+                    _decode_trade_fields(entry_id, fields_dict(f), out, names)
+                    continue
+                add_eid(entry_id)
+                add_sym(sym)
+                add_id(trade_id)
+                add_price(price)
+                add_qty(qty)
+                add_ts(ts)
+                add_maker(f[19] == b"1")
+                continue
+        _decode_trade_fields(entry_id, fields_dict(f), out, names)
+
+
+def fields_dict(fields: Fields) -> Mapping[bytes, bytes]:
+    """The entry's fields as a dict (a flat list's later duplicate name wins, as in redis-py's parse)."""
+    return dict(zip(fields[0::2], fields[1::2], strict=True)) if isinstance(fields, list) else fields
+
+
+def _decode_trade_fields(entry_id: bytes, f: Mapping[bytes, bytes], out: DecodedBatch, names: dict[bytes, str]) -> None:
+    """One entry as a dict, for the trades-only reading: a trade is added, a book skipped, anything else refused."""
+    kind = f.get(b"kind")
+    if kind != b"trade":
+        if kind != b"book":
+            out.undecodable.append((entry_id, _not_a_tick(f, kind)))
+        return
+    if f.get(b"v", _VERSION_B) != _VERSION_B:
+        out.undecodable.append((entry_id, _unknown_version(f)))
+        return
+    try:
+        raw_sym = f[b"sym"]
         try:
-            raw_sym = f[b"sym"]
-            try:
-                sym = names[raw_sym]
-            except KeyError:
-                sym = names[raw_sym] = raw_sym.decode()
-            trade_id, ts = int(f[b"id"]), int(f[b"ts"])
-            price, qty, maker = f[b"p"].decode(), f[b"q"].decode(), f[b"m"] == b"1"
-        except (KeyError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
-            bad.append((entry_id, f"malformed trade entry: {exc!r}"))
-            continue
-        add_eid(entry_id)
-        add_sym(sym)
-        add_id(trade_id)
-        add_price(price)
-        add_qty(qty)
-        add_ts(ts)
-        add_maker(maker)
+            sym = names[raw_sym]
+        except KeyError:
+            sym = names[raw_sym] = raw_sym.decode()
+        trade_id, ts = int(f[b"id"]), int(f[b"ts"])
+        price, qty, maker = f[b"p"].decode(), f[b"q"].decode(), f[b"m"] == b"1"
+    except (KeyError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+        out.undecodable.append((entry_id, f"malformed trade entry: {exc!r}"))
+        return
+    tr = out.trades
+    tr.entry_ids.append(entry_id)
+    tr.symbols.append(sym)
+    tr.ids.append(trade_id)
+    tr.prices.append(price)
+    tr.qtys.append(qty)
+    tr.times.append(ts)
+    tr.makers.append(maker)
 
 
 def _decode_all(
-    entries: Iterable[tuple[bytes, Mapping[bytes, bytes]]], out: DecodedBatch, books: bool, order: bool,
+    entries: Iterable[tuple[bytes, Fields]], out: DecodedBatch, books: bool, order: bool,
     times: bool,
 ) -> None:
     tr, bad, seq = out.trades, out.undecodable, out.order
-    for entry_id, f in entries:
+    for entry_id, fields in entries:
+        f = fields_dict(fields)
         kind = f.get(b"kind")
         if kind == b"trade":
             if f.get(b"v", _VERSION_B) != _VERSION_B:  # checked per kind: skipped books cost no lookup

@@ -14,7 +14,7 @@ import redis
 from qs_common import codec, keys
 from qs_common.status import now_ms
 from worker.candles import eight_places, trades_frame, vwap_text
-from worker.consumer import Entry, Rejected
+from worker.consumer import AnyEntry, Rejected
 from worker.store import CandleStore
 from worker.trade_checks import amount_problems, candle_sum_problem, id_problem, symbol_problem, time_problem
 
@@ -44,7 +44,7 @@ def _pick(column: list[T], keep: list[int]) -> list[T]:
 
 
 class CandleHandler:
-    """Handler for `GroupConsumer`: effects are durable (DuckDB commit) when it returns."""
+    """Handler for `GroupConsumer` (dict or flat fields): effects are durable (DuckDB commit) when it returns."""
 
     def __init__(self, store: CandleStore, r: redis.Redis, retention_ms: int) -> None:
         self.store = store
@@ -61,7 +61,7 @@ class CandleHandler:
         """Counters for the consumer's status record (`status:worker-candles`)."""
         return {"last_event_ms": self.last_event_ms, "trades": self.trades, "bad_entries": self.bad_entries}
 
-    def __call__(self, entries: list[Entry]) -> list[Rejected]:
+    def __call__(self, entries: list[AnyEntry]) -> list[Rejected]:
         """Store the batch's trades; return the entries that cannot be stored, with the reason (quarantined)."""
         batch = codec.decode_batch(entries, books=False)
         rejected: list[Rejected] = batch.undecodable

@@ -68,7 +68,7 @@ class Worker:
         if role in ("all", "candles"):
             self.store = open_store(settings)
             handler = CandleHandler(self.store, self.r, int(settings.trade_retention_h * 3_600_000))
-            self._add("candles", keys.CANDLES_GROUP, f"candles-{name}", handler)
+            self._add("candles", keys.CANDLES_GROUP, f"candles-{name}", handler, flat_fields=True)
             # Not for the synthetic feed: Binance's real klines would be merged into made-up prices.
             # The kline check runs in the backfill thread, with or without backfill.
             rest_on = settings.backfill_enabled or settings.kline_check_on
@@ -91,11 +91,13 @@ class Worker:
             b_handler = BookHandler(settings, self.r, wanted, self.book_fetcher)
             self._add("book", keys.BOOK_GROUP, f"book-{name}", b_handler, keys.DEPTH_STREAM)
 
-    def _add(self, label: str, group: str, consumer: str, handler: StatusHandler, stream: str | None = None) -> None:
+    def _add(self, label: str, group: str, consumer: str, handler: StatusHandler, stream: str | None = None,
+             flat_fields: bool = False) -> None:
         s = self.settings
         c = GroupConsumer(self.r, stream or s.ticks_stream, group, consumer, handler, s.worker_batch,
                           s.worker_block_ms, s.claim_idle_ms, retries=s.batch_retries,
-                          deadletter_maxlen=deadletters.maxlen(s.deadletter_max_mb), source=keys.worker_status(label))
+                          deadletter_maxlen=deadletters.maxlen(s.deadletter_max_mb), source=keys.worker_status(label),
+                          flat_fields=flat_fields)
         self.consumers[label] = (c, handler)
 
     def _redis_ok(self) -> bool:

@@ -6,24 +6,35 @@ import threading
 
 import pytest
 
+from qs_common.codec import fields_dict
 from worker.consumer import GroupConsumer
 
 pytestmark = pytest.mark.integration
+FLAT = pytest.mark.parametrize("flat", [False, True], ids=["dict-fields", "flat-fields"])
 
 
-def test_pending_entries_are_re_read_and_deleted_ones_acknowledged(r):
+def n_of(fields, flat):
+    """The entry's `n`: flat consumers get the reply's [name, value, ...] list, the others a dict."""
+    assert isinstance(fields, list) is flat
+    return int(fields_dict(fields)[b"n"])
+
+
+@FLAT
+def test_pending_entries_are_re_read_and_deleted_ones_acknowledged(r, flat):
     ids = [r.xadd("s", {"n": i}) for i in range(10)]
     r.xgroup_create("s", "g", id="0")
     r.xreadgroup("g", "c1", {"s": ">"}, count=10)  # delivered, then the consumer "crashes"
     r.xdel("s", ids[3], ids[7])
     seen: list[int] = []
-    consumer = GroupConsumer(r, "s", "g", "c1", lambda entries: seen.extend(int(f[b"n"]) for _, f in entries), batch=4)
+    consumer = GroupConsumer(r, "s", "g", "c1", lambda entries: seen.extend(n_of(f, flat) for _, f in entries), batch=4,
+                             flat_fields=flat)
     consumer._own_pending()
     assert seen == [0, 1, 2, 4, 5, 6, 8, 9]
     assert r.xpending("s", "g")["pending"] == 0
 
 
-def test_abandoned_entries_of_another_consumer_are_claimed_and_a_failing_batch_is_retried(r):
+@FLAT
+def test_abandoned_entries_of_another_consumer_are_claimed_and_a_failing_batch_is_retried(r, flat):
     for i in range(5):
         r.xadd("s", {"n": i})
     r.xgroup_create("s", "g", id="0")
@@ -31,11 +42,11 @@ def test_abandoned_entries_of_another_consumer_are_claimed_and_a_failing_batch_i
     calls: list[list[int]] = []
 
     def flaky(entries):
-        calls.append([int(f[b"n"]) for _, f in entries])
+        calls.append([n_of(f, flat) for _, f in entries])
         if len(calls) == 1:
             raise RuntimeError("disk full")  # the first attempt fails: the batch must come again, not be skipped
 
-    consumer = GroupConsumer(r, "s", "g", "alive", flaky, batch=10, block_ms=50, claim_idle_ms=1_000)
+    consumer = GroupConsumer(r, "s", "g", "alive", flaky, batch=10, block_ms=50, claim_idle_ms=1_000, flat_fields=flat)
     stop = threading.Event()
     t = threading.Thread(target=consumer.run, args=(stop,))
     consumer._last_claim = float("inf")  # no periodic claim in this test: the start-up claim is what we test

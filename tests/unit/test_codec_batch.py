@@ -88,3 +88,40 @@ def test_the_trades_only_path_decodes_trades_as_the_general_one():
     assert lean.trades.entry_ids == [b"1-0", b"7-0", b"9-0"]
     book_reasons = [r for r in full.undecodable if r[0] == b"6-0"]
     assert sorted(lean.undecodable) == sorted(r for r in full.undecodable if r[0] != b"6-0") and book_reasons
+
+
+def flat(fields: dict[bytes, bytes]) -> list[bytes]:
+    """The fields as a raw XREADGROUP reply gives them (GroupConsumer(flat_fields=True))."""
+    return [x for pair in fields.items() for x in pair]
+
+
+MIXED = [
+    raw(TRADE), raw(BOOK), raw(TRADE2), raw(BOOK_TS), raw(TRADE, drop="p"), raw(TRADE, id="12x"),
+    raw(TRADE, sym=b"\xff\xfeUSDT"), {b"kind": b"depth", b"sym": b"X"}, raw(BOOK, drop="aq"), raw(TRADE2, v="9"),
+    raw(TRADE, drop="v"), raw(BOOK, v="2"), raw(TRADE, id=2**70, ts=-5), raw(TRADE, m="0"), raw(TRADE, p=b"\xff"),
+    raw(TRADE, sym="NEWUSDT"), raw(BOOK, kind="depth"), {}, {b"kind": b"trade"}, raw(TRADE, extra="x"),
+]
+
+
+def test_flat_fields_decode_like_the_dicts_they_stand_for():
+    """Flat lists (the encoder's layout, read by position, and any other layout) decode as their dicts do."""
+    as_dicts = [(f"{i}-0".encode(), f) for i, f in enumerate(MIXED)]
+    as_flat = [(eid, flat(f)) for eid, f in as_dicts]
+    reordered = [(eid, flat(dict(reversed(list(f.items()))))) for eid, f in as_dicts]  # not the encoder's order
+    for kwargs in ({"books": False}, {"order": True, "times": True}):
+        want = codec.decode_batch(as_dicts, **kwargs)
+        for form in (as_flat, reordered):
+            got = codec.decode_batch(form, **kwargs)
+            assert got.trades == want.trades and got.books == want.books and got.order == want.order
+            assert got.undecodable == want.undecodable
+    ids = codec.decode_batch(as_flat, books=False).trades.entry_ids
+    assert ids == [b"0-0", b"2-0", b"10-0", b"12-0", b"13-0", b"15-0", b"19-0"]  # an extra field is ignored
+
+
+def test_a_flat_entry_with_a_name_twice_reads_the_later_value_like_the_dict():
+    twice = flat(raw(TRADE)) + [b"p", b"1.5", b"kind", b"trade"]
+    batch = codec.decode_batch([(b"1-0", twice)], books=False)
+    assert batch.trades.prices == ["1.5"] and not batch.undecodable
+    book_then_trade = flat(raw(BOOK)) + [b"kind", b"trade"]  # no longer a book: a trade without its fields
+    bad = codec.decode_batch([(b"2-0", book_then_trade)], books=False).undecodable
+    assert len(bad) == 1 and "malformed trade entry" in bad[0][1]
