@@ -29,7 +29,7 @@ import random
 import socket
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -51,7 +51,8 @@ TIMEOUT_S = 5.0  # per attempt (connect, read, write each)
 BACKOFF_S = 0.5  # before the first retry; doubled for each next one
 BACKOFF_MAX_S = 8.0
 MAX_IN_HAND = 1_000
-SENDERS = 4  # a receiver that times out holds one sender, not every delivery
+SENDERS = 4
+PER_HOST = 2  # attempts in flight to one host at most: a receiver that hangs holds two senders, not every delivery
 MAX_AGE_MS = 600_000
 READ_COUNT = 100
 RETRY_STATUSES = frozenset({408, 425, 429})  # and every 5xx
@@ -64,6 +65,10 @@ class Delivery:
     url: str
     body: bytes
     attempt: int = 0
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).netloc.lower()
 
 
 def _text(value: bytes | str) -> str:
@@ -111,12 +116,14 @@ class WebhookDispatcher:
         self, r: redis.Redis, consumer: str, stop: threading.Event | None = None, *, attempts: int = ATTEMPTS,
         timeout_s: float = TIMEOUT_S, backoff_s: float = BACKOFF_S, backoff_max_s: float = BACKOFF_MAX_S,
         max_in_hand: int = MAX_IN_HAND, senders: int = SENDERS, max_age_ms: int = MAX_AGE_MS,
+        per_host: int = PER_HOST,
     ) -> None:
         self.r = r
         self.consumer = consumer
         self.stop = stop or threading.Event()
         self.attempts, self.backoff, self.backoff_max = attempts, backoff_s, backoff_max_s
-        self.max_in_hand, self.senders, self.max_age_ms = max_in_hand, senders, max_age_ms
+        self.max_in_hand, self.senders, self.max_age_ms, self.per_host = max_in_hand, senders, max_age_ms, per_host
+        self._busy: Counter[str] = Counter()  # host -> attempts in flight
         self.client = httpx.Client(timeout=httpx.Timeout(timeout_s), follow_redirects=False,
                                    headers={"User-Agent": USER_AGENT, "Content-Type": "application/json"})
         self._cv = threading.Condition()
@@ -215,15 +222,23 @@ class WebhookDispatcher:
                 log.exception("webhook delivery of %s failed unexpectedly", d.entry_id)
                 self._count("dropped", f"{exc!r}"[:200])
                 self._done(d)
+            finally:
+                with self._cv:
+                    self._busy[d.host] -= 1
+                    self._cv.notify_all()
 
     def _next(self) -> Delivery | None:
+        """The oldest ready delivery to a host with a free place (counted in flight), waiting for one."""
         with self._cv:
             while not self.stop.is_set():
                 now = time.monotonic()
                 while self._later and self._later[0][0] <= now:
                     self._ready.append(heapq.heappop(self._later)[2])
-                if self._ready:
-                    return self._ready.popleft()
+                for i, d in enumerate(self._ready):
+                    if self._busy[d.host] < self.per_host:
+                        del self._ready[i]
+                        self._busy[d.host] += 1
+                        return d
                 self._cv.wait(min(0.5, self._later[0][0] - now) if self._later else 0.5)
         return None
 
