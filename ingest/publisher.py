@@ -225,7 +225,7 @@ class Publisher:
             marks_flat = [x for kv in marks.items() for x in kv]
             tail.append(hiredis.pack_command((b"HSET", self.last_trade_key, *marks_flat)))  # type: ignore[arg-type]
         payload = b"".join([self._info_cmd, *batch, *tail])
-        conn = await self.r.connection_pool.get_connection()
+        conn = await self._connection()
         ids: list[bytes] = []  # filled as replies arrive: on an error, what Redis confirmed so far
         try:
             await conn.send_packed_command(payload, check_health=False)
@@ -242,10 +242,17 @@ class Publisher:
                 self.watch.confirmed(before, ids, meta)
             raise
         finally:
-            await self.r.connection_pool.release(conn)
+            await self._release(conn)
         self.watch.confirmed(before, ids, meta)
         if lost is not None:
             await self._rewound(lost)
+
+    async def _connection(self) -> Any:
+        """The connection a batch is written on (ingest/partitioned.py: the node of the stream in a Redis Cluster)."""
+        return await self.r.connection_pool.get_connection()
+
+    async def _release(self, conn: Any) -> None:
+        await self.r.connection_pool.release(conn)
 
     async def _read_state(self, conn: Any) -> StreamState | None:
         try:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 import redis
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import RedisCluster
 
 
@@ -24,8 +26,17 @@ def connect(url: str, cluster: bool = False, **kwargs: Any) -> redis.Redis:
     return redis.Redis.from_url(url, **kwargs)
 
 
+def aconnect(url: str, cluster: bool = False, **kwargs: Any) -> aioredis.Redis:
+    """The asyncio twin of `connect` (ingest publishes with redis.asyncio)."""
+    if cluster:
+        kwargs.pop("health_check_interval", None)
+        client: Any = AsyncRedisCluster.from_url(url, **kwargs)
+        return client  # type: ignore[no-any-return]
+    return aioredis.Redis.from_url(url, **kwargs)
+
+
 def is_cluster(client: object) -> bool:
-    return isinstance(client, RedisCluster)
+    return isinstance(client, (RedisCluster, AsyncRedisCluster))
 
 
 def transactional(client: object) -> bool:
