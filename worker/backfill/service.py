@@ -4,7 +4,7 @@
 never the wall clock: a replay of 2024 frames has its own "now", and the look-back follows it. A candle
 is closed, and may come from REST, once its close time is before "now".
 
-- Start-up: for each symbol and stored interval, from the last stored candle (read before the candle
+- Start-up: for each active symbol and stored interval, from the last stored candle (read before the candle
   consumer starts; fetched again because it may be partial) up to "now", bounded by the look-back.
 - Gaps: each `stream:gaps` record gives jobs for the candles around and inside the gap at every interval;
   the record is acknowledged once every closed candle of them is stored (the rest stays a durable job).
@@ -188,8 +188,8 @@ class BackfillService:
                                                self.lookback_ms))
 
     def _plan_startup(self, now_ms: int) -> None:
-        symbols = dict.fromkeys([*self.symbols, *(s for s, _ in self.startup_last)])
-        for symbol in symbols:
+        # the active symbols only: a symbol removed from the registry keeps its history but is not extended
+        for symbol in self.symbols:
             for interval in self.intervals:
                 self._add_job(plan.startup_job(symbol, interval, self.startup_last.get((symbol, interval)),
                                                now_ms, self.lookback_ms))
