@@ -37,6 +37,8 @@ class Receiver:
         self.got: list[dict[str, Any]] = []  # path, headers, body of every request, in order
         self.lock = threading.Lock()
         self.release = threading.Event()
+        self.up = threading.Event()  # /later hangs until it is set, then answers 200
+        self.answered: list[str] = []  # alert ids /later answered with 200
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -45,9 +47,12 @@ class Receiver:
                 with outer.lock:
                     outer.got.append({"path": self.path, "headers": dict(self.headers), "body": json.loads(body)})
                     flaky_seen = sum(1 for g in outer.got if g["path"] == "/flaky")
-                if self.path == "/hang":
+                if self.path == "/hang" or (self.path == "/later" and not outer.up.is_set()):
                     outer.release.wait(60)
                     return
+                if self.path == "/later":
+                    with outer.lock:
+                        outer.answered.append(json.loads(body)["id"])
                 code = 500 if self.path == "/flaky" and flaky_seen <= 2 else 200
                 self.send_response(code)
                 self.send_header("Content-Length", "0")
@@ -226,4 +231,34 @@ def test_a_dead_or_hanging_receiver_does_not_hold_the_analytics(tmp_path, redis_
         assert len(healthy.requests("/ok")) == len(fine) and status(r, keys.STATUS_WORKER_WEBHOOKS)["in_hand"] > 0
     finally:
         healthy.close()
+        assert worker.stop() == 0, worker.log()
+
+
+def test_alerts_in_flight_when_the_worker_dies_are_sent_after_the_restart_with_the_same_ids(
+    tmp_path, redis_server, receiver
+):
+    r = redis_server.client()
+    rule = AlertRule.from_expression("later", "|z| >= 2", hysteresis=1.5, webhook=f"{receiver.url}/later")
+    r.hset(keys.ALERT_RULES, rule.id, rule.to_json())
+    worker = start_analytics(redis_server.url, tmp_path)
+    ready(r, worker)
+    time.sleep(2.5)
+    feed_ticks(r)
+    wait_for(lambda: drained(r, groups=("analytics",)), 120, "the analytics consumer to drain")
+    fired = {eid for eid, _ in alerts_of(r, "later")}
+    wait_for(lambda: receiver.requests("/later"), 30, "a first attempt")
+    worker.kill()  # mid-delivery: the receiver has not answered any of them
+    assert receiver.answered == [] and len(fired) >= 5
+    pending = {g["name"].decode(): g for g in r.xinfo_groups("stream:alerts")}["webhooks"]["pending"]
+    print(f"{len(fired)} alerts, {pending} unacknowledged when the worker was killed")
+    assert pending > 0
+    receiver.up.set()
+    worker = start_analytics(redis_server.url, tmp_path)
+    try:
+        ready(r, worker)
+        wait_for(lambda: set(receiver.answered) == fired, 60, "every alert delivered after the restart")
+        time.sleep(1.5)
+        assert sorted(receiver.answered) == sorted(fired)  # once each, no new alert, none lost
+        assert {eid for eid, _ in alerts_of(r, "later")} == fired
+    finally:
         assert worker.stop() == 0, worker.log()
