@@ -9,8 +9,6 @@ import signal
 import sys
 from pathlib import Path
 
-import redis
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from ingest.loop import Ingest
@@ -21,6 +19,7 @@ from ingest.sources.synthetic import SyntheticSource
 from ingest.sources.tick_file import TickFileSource
 from qs_common import control
 from qs_common.logs import setup_logging
+from qs_common.redis_client import aconnect, connect
 from qs_common.redis_wait import StartupError, wait_for_redis
 from qs_common.settings import Settings, Source, load_settings
 
@@ -35,7 +34,7 @@ def start_symbols(settings: Settings) -> tuple[str, ...]:
     restart comes back with the set users made), or SYMBOLS for the file sources."""
     if settings.source not in FOLLOWS_REGISTRY:
         return settings.symbols
-    r = redis.Redis.from_url(settings.redis_url, socket_timeout=10)
+    r = connect(settings.redis_url, settings.redis_cluster, socket_timeout=10)
     try:
         control.seed(r, settings)
         return control.active_symbols(r)
@@ -80,7 +79,7 @@ async def _main(settings: Settings, limit: int | None) -> int:
         log.error("cannot read the symbol registry at %s: %s", settings.redis_url, exc)
         return 1
     log.info("symbols: %s", ",".join(symbols) or "none yet (add one from the dashboard or the API)")
-    r = aioredis.from_url(settings.redis_url)
+    r = aconnect(settings.redis_url, settings.redis_cluster)
     ingest = Ingest(settings, source, r, symbols)
     task = asyncio.create_task(ingest.run())
     loop = asyncio.get_running_loop()
@@ -121,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings(**overrides)
     setup_logging(settings.log_level, "ingest")
     try:
-        wait_for_redis(settings.redis_url, settings.redis_wait_s)
+        wait_for_redis(settings.redis_url, settings.redis_wait_s, settings.redis_cluster)
     except StartupError as exc:  # one line, never a traceback
         print(exc, file=sys.stderr)
         return exc.code

@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from ingest.parser import BAD_ROW, EXCEPTION, Control, EdgeRules, Rejected, Skipped, parse_frame
-from ingest.publisher import Publisher
+from ingest.partitioned import publisher_for
 from ingest.registry import SymbolFollower
 from ingest.rewind import Lost
 from ingest.sources.base import FeedEvent, FileRow, FrameSource, SymbolControl
@@ -81,14 +81,15 @@ class Ingest:
         # Only the live feed loses trades while ingest is down; replays and the synthetic feed do not.
         self.live = settings.source is Source.BINANCE and source.name == "binance"
         venue = settings.venue.value
-        self.pub = Publisher(r, settings.ticks_stream, settings.stream_maxlen, source.name,
-                             settings.deadletter_max_mb, keys.last_trade_key(venue) if self.live else None,
-                             keys.DEPTH_STREAM if settings.depth else None, settings.depth_maxlen)
+        # one tick stream, or one per symbol (TICK_PARTITIONING / REDIS_CLUSTER): ingest/partitioned.py
+        self.pub = publisher_for(settings, r, source.name, keys.last_trade_key(venue) if self.live else None,
+                                 keys.DEPTH_STREAM if settings.depth else None, self.symbols)
         self.pub.on_rewind = self._on_rewind
         self.rules = EdgeRules(frozenset(self.symbols), round(settings.tick_max_skew_s * 1000),
                                depth=settings.depth, usdm=settings.venue is Venue.BINANCE_USDM)
         self.gaps = GapTracker()
-        self.follower = (SymbolFollower(settings.redis_url, source, self.rules, self.symbols, self.gaps.forget)
+        self.follower = (SymbolFollower(settings.redis_url, source, self.rules, self.symbols, self.gaps.forget,
+                                        settings.redis_cluster)
                          if isinstance(source, SymbolControl) else None)
         self.state = "starting"
         self.frames = 0

@@ -17,12 +17,12 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-import redis
 from redis.exceptions import RedisError
 
 from ingest.parser import EdgeRules
 from ingest.sources.base import SymbolControl
 from qs_common import control
+from qs_common.redis_client import connect
 
 log = logging.getLogger("ingest")
 
@@ -31,8 +31,9 @@ POLL_S = 1.0
 
 class SymbolFollower:
     def __init__(self, redis_url: str, source: SymbolControl, rules: EdgeRules, symbols: tuple[str, ...],
-                 on_removed: Callable[[str], None]) -> None:
+                 on_removed: Callable[[str], None], cluster: bool = False) -> None:
         self.redis_url = redis_url
+        self.cluster = cluster  # REDIS_CLUSTER: the URL is a seed node of a Redis Cluster
         self.source = source
         self.rules = rules
         self.symbols = tuple(sorted(symbols))
@@ -55,7 +56,7 @@ class SymbolFollower:
         self.changes += 1
 
     async def run(self, stopping: asyncio.Event) -> None:
-        client = redis.Redis.from_url(self.redis_url, socket_timeout=5)
+        client = connect(self.redis_url, self.cluster, socket_timeout=5)
         watcher = control.Watcher(client)
         try:
             while not stopping.is_set():

@@ -21,7 +21,7 @@ from qs_common.settings import Settings, load_settings
 
 
 def _redis_answers(url: str) -> bool:
-    try:
+    try:  # a plain client: PING is answered by any node, a Redis Cluster's seed node too
         return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
     except (redis.RedisError, OSError):
         return False
@@ -87,7 +87,7 @@ def main() -> int:
     settings = load_settings()
     redis_proc = None
     if not _redis_answers(settings.redis_url):
-        if "REDIS_URL" in os.environ:
+        if "REDIS_URL" in os.environ or settings.redis_cluster:  # a cluster is never started here
             print(f"Redis does not answer at REDIS_URL={settings.redis_url}: start it or fix the URL.", file=sys.stderr)
             return 1
         redis_proc = _start_redis(settings)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from typing import Any
 from urllib.parse import urlsplit
 
 import redis
@@ -60,8 +61,18 @@ def _refused(exc: BaseException) -> bool:
     )
 
 
-def wait_for_redis(url: str, wait_s: float) -> None:
-    """Return once Redis answers PING; StartupError after `wait_s` seconds of trying, or at once when hopeless."""
+def _cluster_ok(client: redis.Redis) -> None:
+    """A Redis Cluster node answers before the cluster serves every slot: wait for `cluster_state:ok` too."""
+    raw: Any = client.execute_command("CLUSTER INFO")
+    text = raw.decode() if isinstance(raw, bytes) else str(raw)
+    if "cluster_state:ok" not in text:
+        state = next((line for line in text.splitlines() if line.startswith("cluster_state:")), "no cluster_state")
+        raise RedisError(f"the Redis Cluster is not ready ({state.strip()})")
+
+
+def wait_for_redis(url: str, wait_s: float, cluster: bool = False) -> None:
+    """Return once Redis answers PING (and, for `cluster`, serves every slot: REDIS_URL is then any seed node);
+    StartupError after `wait_s` seconds of trying, or at once when hopeless."""
     check_redis_url(url)
     shown = redact(url)
     started = time.monotonic()
@@ -71,6 +82,8 @@ def wait_for_redis(url: str, wait_s: float) -> None:
         while True:
             try:
                 client.ping()
+                if cluster:
+                    _cluster_ok(client)
                 if announced >= 0:
                     log.info("Redis at %s answers", shown)
                 return
