@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -58,6 +59,22 @@ class RedisClusterServers:
                 n.proc.kill()
 
 
+def _cluster_port() -> int:
+    """A free port for a cluster node: at most 55535 (its cluster bus listens 10,000 above, which must be free too;
+    redis-server refuses to start otherwise), where `free_port` may return anything up to 65535."""
+    for _ in range(200):
+        port = free_port()
+        if port > 55_535:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port + 10_000))
+            except OSError:
+                continue
+        return port
+    pytest.fail("no free port pair for a cluster node")
+
+
 def _start_node(workdir: Path, port: int, appendonly: bool) -> ClusterNode:
     exe = shutil.which("redis-server")
     if exe is None:
@@ -90,7 +107,7 @@ def start_cluster(workdir: Path, masters: int = 3, replicas: int = 0, appendonly
         pytest.fail("redis-cli is not installed: run scripts/install-deps.sh (make test does)")
     servers = RedisClusterServers()
     for i in range(masters * (1 + replicas)):
-        port = free_port()
+        port = _cluster_port()
         servers.nodes.append(_start_node(workdir / f"node{i}-{port}", port, appendonly))
     addrs = [f"127.0.0.1:{n.port}" for n in servers.nodes]
     done = subprocess.run(
