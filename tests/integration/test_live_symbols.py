@@ -223,3 +223,24 @@ def test_the_local_server_answers_and_limits_like_binance():
         assert code == 1008 and ws.rate_closes == 1
     finally:
         ws.stop()
+
+
+def test_the_synthetic_feed_follows_the_registry_too(tmp_path, redis_server):
+    """Demo users without internet: a symbol added while the synthetic feed runs starts being generated."""
+    r = redis_server.client()
+    ingest = Proc(python_module("ingest"), service_env(
+        redis_server.url, SOURCE="synthetic", SYMBOLS="btcusdt,ethusdt", SYNTHETIC_HISTORY_H="0",
+        SYNTHETIC_RATE="20", DEPTH="false"), tmp_path / "ingest.log")
+    try:
+        wait_for(lambda: len(trade_ids(r).get("ETHUSDT", [])) > 5, 60, "ETH trades")
+        control.add_symbol(r, "SOLUSDT")
+        wait_for(lambda: len(trade_ids(r).get("SOLUSDT", [])) > 5, 30, "SOL trades")
+        control.remove_symbol(r, "SOLUSDT")
+        wait_for(lambda: "symbols from the registry: +none -SOLUSDT" in ingest.log(), 10, "the removal applied")
+        before = len(trade_ids(r)["SOLUSDT"])
+        n_btc = len(trade_ids(r)["BTCUSDT"])
+        wait_for(lambda: len(trade_ids(r)["BTCUSDT"]) > n_btc + 10, 30, "more BTC trades")
+        assert len(trade_ids(r)["SOLUSDT"]) == before
+        assert status(r, "ingest")["dead_letters"] == 0
+    finally:
+        assert ingest.stop() == 0, ingest.log()
