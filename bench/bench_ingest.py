@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.bench_pipeline import ingest_subprocess  # noqa: E402
 from bench.common import (  # noqa: E402
+    ROOT,
     WsServer,
     load,
     machine,
@@ -169,21 +170,53 @@ def end_to_end(url: str, r: Any, seconds: float, tmp: Path, profile: Path | None
     return out
 
 
+def before_after(url: str, r: Any, seconds: float, tmp: Path, before: Path, rounds: int) -> list[Row]:
+    """End to end of the ingest in `before` (a checkout of an older commit) and of this tree, alternated
+    round by round so that the load hits both alike; the best round of each."""
+    best: dict[str, float] = {}
+    for i in range(rounds):
+        for label, root in (("before", before), ("now", ROOT)):
+            r.flushall()
+            with WsServer() as ws:
+                rate, _ = ingest_subprocess(url, r, ws, seconds, tmp, None, root=root)
+            print(f"  round {i + 1} {label}: {rate or 0:,.0f} frames/s; load {load()}", flush=True)
+            best[label] = max(best.get(label, 0.0), rate or 0.0)
+    la = load()
+    return [(f"end to end, best of {rounds} alternated: {label} ({root_name})", f"{rate:,.0f}/s", la, "asyncio")
+            for (label, rate), root_name in zip(best.items(), (str(before), "this tree"), strict=True)]
+
+
+def _print(rows: list[Row]) -> None:
+    print()
+    print("| what | figure | load avg | note |")
+    print("| --- | ---: | --- | --- |")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=8.0, help="measuring window of each end-to-end figure")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--publish-n", type=int, default=100_000)
     ap.add_argument("--profile", type=Path, help="directory for py-spy profiles of ingest")
+    ap.add_argument("--before", type=Path, help="a checkout of an older commit: its ingest end to end, alternated "
+                    "with this tree's (e.g. `git archive <commit> | tar -x -C DIR`)")
+    ap.add_argument("--only-before-after", action="store_true", help="with --before: only that comparison")
     a = ap.parse_args()
     m = machine()
     print(f"machine: nproc={m['nproc']} cpu={m['cpu']} CPython {m['python']} redis {m['redis']}; load {load()}")
     if a.profile:
         a.profile.mkdir(parents=True, exist_ok=True)
     frames = recorded_frames()
-    rows = per_frame_costs(frames, a.rounds)
+    rows = [] if a.only_before_after else per_frame_costs(frames, a.rounds)
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as d, redis_server(Path(d) / "redis") as rs:
         r = rs.client()
+        if a.before:
+            rows += before_after(rs.url, r, a.seconds, Path(d), a.before, a.rounds)
+        if a.only_before_after:
+            _print(rows)
+            return
         wall, cpu = asyncio.run(_publish_only(rs.url, frames, a.publish_n))
         rows.append(("publish: `Publisher.add` + `flush` per 1,000, parsed ticks", f"{wall:,.0f}/s",
                      load(), f"{cpu:.2f} µs CPU a tick in the publishing process"))
@@ -192,11 +225,7 @@ def main() -> None:
             rows.append((f"**end to end**: `python -m ingest` -> XLEN ({loop})",
                          "n/a" if rate is None else f"{rate:,.0f}/s", load(), "target ≥ 100,000"))
         r.close()
-    print()
-    print("| what | figure | load avg | note |")
-    print("| --- | ---: | --- | --- |")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    _print(rows)
     if a.profile:
         for p in sorted(a.profile.glob("ingest-*.txt")):
             print(f"\npy-spy {p.name}:")

@@ -35,6 +35,7 @@ from bench.common import (  # noqa: E402
     service_env,
     start_module,
     stop,
+    wait_first_ticks,
 )
 from qs_common import codec  # noqa: E402
 
@@ -81,6 +82,7 @@ def latency_run(url: str, r: redis.Redis, tmp: Path, label: str, rate: float, wa
             ienv = service_env(url, SOURCE="binance", BINANCE_WS_URL=ws.url, SYMBOLS=",".join(SYMBOLS),
                                LOG_LEVEL="WARNING", **ingest_env)
             ingest = start_module("ingest", ienv, tmp / f"ingest-lat-{label}.log")
+            wait_first_ticks(r, ingest, tmp / f"ingest-lat-{label}.log")  # start-up takes seconds under load
             time.sleep(warmup)
             t_from_ns = time.time_ns()
             if profile is not None:

@@ -30,6 +30,7 @@ from bench.common import (  # noqa: E402
     service_env,
     start_module,
     stop,
+    wait_first_ticks,
 )
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
@@ -81,6 +82,7 @@ def memory_run(url: str, r: Any, tmp: Path, rate: float, minutes: float, every: 
             ienv = service_env(url, SOURCE="binance", BINANCE_WS_URL=ws.url, SYMBOLS=",".join(SYMBOLS),
                                LOG_LEVEL="WARNING")
             procs["ingest"] = start_module("ingest", ienv, tmp / "ingest-mem.log")
+            wait_first_ticks(r, procs["ingest"], tmp / "ingest-mem.log")
             pids = {name: p.pid for name, p in procs.items()} | {"redis-server": r.info("server")["process_id"]}
             t0 = time.monotonic()
             end = t0 + warmup + minutes * 60

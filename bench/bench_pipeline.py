@@ -23,6 +23,7 @@ import redis
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (  # noqa: E402
+    ROOT,
     WsServer,
     free_port,
     group_acked,
@@ -122,13 +123,15 @@ async def _publish_only(url: str, frames: list[bytes], n: int) -> float:
 
 
 def ingest_subprocess(redis_url: str, r: redis.Redis, ws: WsServer, seconds: float, tmp: Path,
-                      profile: Path | None, loop: str = "asyncio") -> tuple[float | None, str]:
+                      profile: Path | None, loop: str = "asyncio", root: Path | None = None,
+                      ) -> tuple[float | None, str]:
     """The real `python -m ingest` against the flood server: published entries/s from XLEN over time.
 
     `loop="uvloop"` runs the same ingest on uvloop's event loop (bench/ingest_uvloop.py)."""
     env = service_env(redis_url, SOURCE="binance", BINANCE_WS_URL=ws.url, SYMBOLS=",".join(SYMBOLS),
                       LOG_LEVEL="WARNING")
-    proc = start_module("bench.ingest_uvloop" if loop == "uvloop" else "ingest", env, tmp / f"ingest-{loop}.log")
+    module = "bench.ingest_uvloop" if loop == "uvloop" else "ingest"
+    proc = start_module(module, env, tmp / f"ingest-{loop}.log", root=root or ROOT)
     spy = None
     try:
         deadline = time.monotonic() + 60

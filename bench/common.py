@@ -153,9 +153,12 @@ def service_env(redis_url: str, **extra: str) -> dict[str, str]:
     return env
 
 
-def start_module(module: str, env: dict[str, str], log: Path, *args: str) -> subprocess.Popen[bytes]:
+def start_module(module: str, env: dict[str, str], log: Path, *args: str, root: Path = ROOT) -> subprocess.Popen[bytes]:
+    """`python -m module` of this tree, or of another checkout (`root`: e.g. an older commit, for before/after)."""
+    if root != ROOT:
+        env = dict(env, PYTHONPATH=str(root))
     with log.open("ab") as fh:
-        return subprocess.Popen([sys.executable, "-m", module, *args], env=env, cwd=ROOT, stdout=fh,
+        return subprocess.Popen([sys.executable, "-m", module, *args], env=env, cwd=root, stdout=fh,
                                 stderr=subprocess.STDOUT)
 
 
@@ -180,6 +183,16 @@ def stop(proc: subprocess.Popen[Any] | mp.Process, timeout: float = 30) -> int |
 
 
 # ---------------------------------------------------------------- Redis pollers
+
+def wait_first_ticks(r: redis.Redis, proc: subprocess.Popen[bytes], log: Path, timeout: float = 120) -> None:
+    """Until ingest has published its first tick: its start-up (imports, connect) takes 1 s on a quiet machine
+    and over 10 s on a loaded one, so a fixed warm-up after starting it is not enough."""
+    deadline = time.monotonic() + timeout
+    while not (r.exists("stream:ticks") and r.xlen("stream:ticks")):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"ingest published nothing (exit {proc.poll()}), see {log}")
+        time.sleep(0.1)
+
 
 def group_acked(r: redis.Redis, stream: str = "stream:ticks") -> dict[str, int]:
     """Per consumer group: entries read and acknowledged (entries-read - pending)."""
