@@ -18,6 +18,7 @@ import streamlit as st
 from dashboard import data
 from qs_common import control
 from qs_common.control import PairSettings
+from qs_common.redis_client import connect
 
 # The dashboard's name for a hedge-ratio source is the one `qs_analytics.hedge.HedgeSeries` takes.
 REGRESSION_OF = {"ols": "OLS", "kalman": "Kalman", "huber": "Huber", "theilsen": "Theil-Sen"}
@@ -44,7 +45,7 @@ class Registry:
 def _raw_client(url: str) -> redis.Redis:
     # qs_common.control reads the hash as bytes (its keys are compared as bytes), so not the dashboard's
     # decoding client
-    return redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    return connect(url, data.settings().redis_cluster, socket_timeout=2, socket_connect_timeout=2)
 
 
 def registry() -> Registry:

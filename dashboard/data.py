@@ -19,6 +19,7 @@ import streamlit as st
 from pydantic import ValidationError
 
 from qs_common import intervals, keys, status
+from qs_common.redis_client import connect
 from qs_common.settings import Settings, describe_error
 
 CANDLE_FLOATS = ("open", "high", "low", "close", "volume", "quote_volume", "taker_buy_volume", "vwap")
@@ -49,8 +50,9 @@ def settings() -> Settings:
 def redis_client(url: str) -> redis.Redis:
     # Anything in Redis may hold bytes that are not UTF-8 (a dead letter keeps the frame as received):
     # shown as \x.. escapes, never a UnicodeDecodeError.
-    return redis.Redis.from_url(
-        url, decode_responses=True, encoding_errors="backslashreplace", socket_timeout=2, socket_connect_timeout=2
+    return connect(  # REDIS_CLUSTER: url is a seed node of a Redis Cluster
+        url, settings().redis_cluster, decode_responses=True, encoding_errors="backslashreplace", socket_timeout=2,
+        socket_connect_timeout=2,
     )
 
 

@@ -20,6 +20,7 @@ import redis
 import uvicorn
 
 from qs_common import control, deadletters, keys
+from qs_common.redis_client import connect
 from qs_common.redis_wait import StartupError, wait_for_redis
 from qs_common.settings import Settings, Source
 from qs_common.status import RateMeter, write_status
@@ -46,7 +47,7 @@ class Worker:
         self.settings = settings
         self.role = role
         self.stop = threading.Event()
-        self.r = redis.Redis.from_url(settings.redis_url, socket_timeout=30, health_check_interval=30)
+        self.r = connect(settings.redis_url, settings.redis_cluster, socket_timeout=30, health_check_interval=30)
         self.store: CandleStore | None = None
         self.consumers: dict[str, tuple[GroupConsumer, StatusHandler]] = {}
         self.threads: list[threading.Thread] = []
@@ -221,7 +222,7 @@ def run(settings: Settings, role: str = "all") -> int:
     """Run until SIGTERM/SIGINT; start-up problems end it with one line on stderr and a non-zero status."""
     worker: Worker | None = None
     try:
-        wait_for_redis(settings.redis_url, settings.redis_wait_s)
+        wait_for_redis(settings.redis_url, settings.redis_wait_s, settings.redis_cluster)
         worker = Worker(settings, role)
         return _serve(worker)
     except StartupError as exc:
