@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import sys
 import tempfile
 import time
@@ -161,6 +162,9 @@ def end_to_end(url: str, r: Any, seconds: float, tmp: Path, profile: Path | None
                loops: tuple[str, ...] = ("asyncio", "uvloop")) -> dict[str, float | None]:
     out: dict[str, float | None] = {}
     for loop in loops:
+        if loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
+            out[loop] = None
+            continue
         r.flushall()
         with WsServer() as ws:
             prof = profile / f"ingest-{loop}.txt" if profile else None
