@@ -83,3 +83,38 @@ def test_derived_ids_of_tick_files_stay_exact():
     assert all(fresh) and expand(runs) == set(ids)
     _, again = feed(runs, [(i, i // 1_000_000) for i in ids[::-1]])
     assert not any(again)
+
+
+def test_a_file_with_the_old_table_of_every_trade_is_turned_into_runs_once(tmp_path):
+    import duckdb
+
+    from worker.candles import trades_frame
+    from worker.store import CandleStore
+
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE trades (symbol VARCHAR NOT NULL, trade_id BIGINT NOT NULL, "
+                "price DECIMAL(38, 8) NOT NULL, qty DECIMAL(38, 8) NOT NULL, trade_time_ms BIGINT NOT NULL, "
+                "buyer_is_maker BOOLEAN NOT NULL, "
+                "PRIMARY KEY (symbol, trade_id))")
+    stored = [("BTCUSDT", i, i * 10) for i in (*range(1, 6), *range(8, 10))] + [("ETHUSDT", 100, 7)]
+    con.executemany("INSERT INTO trades VALUES (?, ?, 1, 1, ?, false)", stored)
+    con.close()
+    store = CandleStore(path)
+    try:
+        assert {s: (r.first.tolist(), r.last.tolist(), r.newest_ms.tolist()) for s, r in store.seen.items()} == {
+            "BTCUSDT": ([1, 8], [5, 9], [50, 90]), "ETHUSDT": ([100], [100], [7])}
+        assert store.con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'trades'"
+                                 ).fetchall() == [(0,)]
+        assert store.newest_trade_ms() == {"BTCUSDT": 90, "ETHUSDT": 7}
+        again = trades_frame(["BTCUSDT"] * 3, [5, 6, 9], ["1", "2", "3"], ["1", "1", "1"], [50, 60, 90], [False] * 3)
+        merged = store.apply_trades(again)  # 5 and 9 were stored before the upgrade: only 6 is new
+        assert merged.filter(merged["interval"] == "1m")["trades"].to_list() == [1]
+        assert store.seen["BTCUSDT"].first.tolist() == [1, 8] and store.seen["BTCUSDT"].last.tolist() == [6, 9]
+    finally:
+        store.close()
+    reopened = CandleStore(path)  # the runs in the file are the ones held in memory
+    try:
+        assert reopened.seen["BTCUSDT"].last.tolist() == [6, 9] and reopened.newest_trade_ms()["BTCUSDT"] == 90
+    finally:
+        reopened.close()
