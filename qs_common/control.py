@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 import redis
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from qs_analytics import defaults as d
+from qs_common.redis_client import transactional
 from qs_common.symbols import is_symbol
 
 log = logging.getLogger(__name__)
@@ -153,6 +155,36 @@ def default_pair(settings: object, y: str, x: str) -> PairSettings:
     )
 
 
+class _ClusterTxn:
+    """A Redis Cluster cannot WATCH or MULTI across slots, and the registry's keys are in different slots: there
+    the reads of a transaction function run at once and its writes (after `multi()`) go in one non-transactional
+    pipeline. Two writers racing may then interleave (on a single node WATCH prevents it); the registry's writers
+    are the worker API and the first start's seed, whose writes are idempotent."""
+
+    def __init__(self, r: redis.Redis) -> None:
+        self._r = r
+        self._pipe: Any = None
+
+    def multi(self) -> None:
+        self._pipe = self._r.pipeline(transaction=False)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pipe if self._pipe is not None else self._r, name)
+
+    def execute(self) -> list[Any]:
+        return self._pipe.execute() if self._pipe is not None else []
+
+
+def _transaction(r: redis.Redis, txn: Callable[[Any], Any], *watch: str, value_from_callable: bool = False) -> Any:
+    """`r.transaction` on a single node; on a Redis Cluster the same function without WATCH (see _ClusterTxn)."""
+    if transactional(r):
+        return r.transaction(txn, *watch, value_from_callable=value_from_callable)
+    shim = _ClusterTxn(r)
+    value = txn(shim)
+    results = shim.execute()
+    return value if value_from_callable else results
+
+
 def seed(r: redis.Redis, settings: object) -> bool:
     """Seed the registry from SYMBOLS/PAIRS once per Redis; True when this call seeded it.
 
@@ -175,7 +207,7 @@ def seed(r: redis.Redis, settings: object) -> bool:
         pipe.incr(VERSION_KEY)
         return True
 
-    return bool(r.transaction(txn, SEEDED_KEY, value_from_callable=True))  # type: ignore[arg-type]
+    return bool(_transaction(r, txn, SEEDED_KEY, value_from_callable=True))  # type: ignore[arg-type]
 
 
 def version(r: redis.Redis) -> int:
@@ -232,7 +264,7 @@ def add_symbol(r: redis.Redis, symbol: str) -> bool:
     sym = normal_symbol(symbol)
     if r.scard(SYMBOLS_KEY) >= MAX_SYMBOLS and not r.sismember(SYMBOLS_KEY, sym):  # type: ignore[operator]
         raise ControlError(f"at most {MAX_SYMBOLS} active symbols")
-    pipe = r.pipeline(transaction=True)
+    pipe = r.pipeline(transaction=transactional(r))
     pipe.sadd(SYMBOLS_KEY, sym)
     pipe.incr(VERSION_KEY)
     added, _ = pipe.execute()
@@ -256,7 +288,7 @@ def remove_symbol(r: redis.Redis, symbol: str) -> bool:
         pipe.srem(SYMBOLS_KEY, sym)
         pipe.incr(VERSION_KEY)
 
-    results: list[int] = r.transaction(txn, PAIRS_KEY)  # type: ignore[assignment]
+    results: list[int] = _transaction(r, txn, PAIRS_KEY)  # type: ignore[assignment]
     return bool(results[0])
 
 
@@ -267,7 +299,7 @@ def put_pair(r: redis.Redis, ps: PairSettings) -> bool:
     new_legs = [s for s in (ps.y, ps.x) if not r.sismember(SYMBOLS_KEY, s)]
     if new_legs and r.scard(SYMBOLS_KEY) + len(new_legs) > MAX_SYMBOLS:  # type: ignore[operator]
         raise ControlError(f"at most {MAX_SYMBOLS} active symbols")
-    pipe = r.pipeline(transaction=True)
+    pipe = r.pipeline(transaction=transactional(r))
     pipe.sadd(SYMBOLS_KEY, ps.y, ps.x)
     pipe.hset(PAIRS_KEY, ps.id, ps.model_dump_json())
     pipe.incr(VERSION_KEY)
@@ -292,14 +324,14 @@ def update_pair(r: redis.Redis, pid: str, changes: object) -> PairSettings:
         pipe.hset(PAIRS_KEY, ps.id, ps.model_dump_json())
         pipe.incr(VERSION_KEY)
 
-    r.transaction(txn, PAIRS_KEY)
+    _transaction(r, txn, PAIRS_KEY)
     return ps
 
 
 def remove_pair(r: redis.Redis, pid: str) -> bool:
     """Remove a pair (`Y/X` or `Y-X`); its legs stay active. True when it existed."""
     y, x = parse_pair_id(pid)
-    pipe = r.pipeline(transaction=True)
+    pipe = r.pipeline(transaction=transactional(r))
     pipe.hdel(PAIRS_KEY, pair_id(y, x))
     pipe.incr(VERSION_KEY)
     removed, _ = pipe.execute()

@@ -63,11 +63,11 @@ def _refused(exc: BaseException) -> bool:
 
 def _cluster_ok(client: redis.Redis) -> None:
     """A Redis Cluster node answers before the cluster serves every slot: wait for `cluster_state:ok` too."""
-    raw: Any = client.execute_command("CLUSTER INFO")
-    text = raw.decode() if isinstance(raw, bytes) else str(raw)
-    if "cluster_state:ok" not in text:
-        state = next((line for line in text.splitlines() if line.startswith("cluster_state:")), "no cluster_state")
-        raise RedisError(f"the Redis Cluster is not ready ({state.strip()})")
+    info: Any = client.cluster("info")  # redis-py parses it into a dict
+    state = info.get("cluster_state") if isinstance(info, dict) else None
+    state = state.decode() if isinstance(state, bytes) else state
+    if state != "ok":
+        raise RedisError(f"the Redis Cluster is not ready (cluster_state: {state})")
 
 
 def wait_for_redis(url: str, wait_s: float, cluster: bool = False) -> None:
@@ -88,6 +88,9 @@ def wait_for_redis(url: str, wait_s: float, cluster: bool = False) -> None:
                     log.info("Redis at %s answers", shown)
                 return
             except (RedisError, OSError) as exc:
+                if "cluster support disabled" in str(exc):  # REDIS_CLUSTER=true against a plain Redis
+                    raise StartupError(f"invalid setting REDIS_CLUSTER: Redis at {shown} is not a cluster node",
+                                       code=2) from None
                 if _refused(exc):
                     reason = _one_line(exc)
                     raise StartupError(f"Redis at REDIS_URL={shown} refused the credentials: {reason}") from None
