@@ -38,7 +38,7 @@ def test_registry_status_and_groups_on_a_cluster(tmp_path: Path, redis_server) -
         with pytest.raises(control.UnknownPair):
             control.update_pair(r, "BNBUSDT/BTCUSDT", {"window": 5})
         assert control.remove_pair(r, "SOLUSDT/BTCUSDT") is True
-        assert control.version(r) == 6  # seed, add, remove, put, update, remove: one increment each
+        assert control.version(r) == 7  # one increment per write: seed, add twice, remove, put, update, remove
 
         # status records live on every node; read_statuses finds them all
         for name in ("ingest", "worker-candles-0of2", "worker-candles-1of2", "worker-analytics-0of2"):
