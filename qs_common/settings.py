@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     api_host: str = Field("127.0.0.1", min_length=1)
     api_port: int = Field(8000, ge=1, le=65535)
     api_url: str = "http://localhost:8000"
+    # Issue 14: where the other candle shards reach this one's API (registered in shards:candles); empty:
+    # http://{API_HOST}:{API_PORT}
+    api_advertise_url: str = ""
     log_level: str = "INFO"
     # Optional shared secret. When set, the worker API's writes need `Authorization: Bearer <token>` and the
     # dashboard asks for it before showing anything. Empty: no authentication (loopback-only use).
@@ -224,7 +227,7 @@ class Settings(BaseSettings):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
 
-    @field_validator("binance_ws_url", "binance_rest_url", "api_url")
+    @field_validator("binance_ws_url", "binance_rest_url", "api_url", "api_advertise_url")
     @classmethod
     def _url(cls, value: str) -> str:
         if value and not re.match(r"^(wss?|https?)://[^\s]+$", value):
@@ -254,6 +257,11 @@ class Settings(BaseSettings):
     def partitioned(self) -> bool:
         """Ticks go to one stream per symbol (`TICK_PARTITIONING=symbol`, always so on a Redis Cluster)."""
         return self.tick_partitioning == "symbol"
+
+    @property
+    def advertise_url(self) -> str:
+        """This worker's API address for the other candle shards (API_ADVERTISE_URL)."""
+        return self.api_advertise_url or f"http://{self.api_host}:{self.api_port}"
 
     @property
     def ws_url(self) -> str:

@@ -30,6 +30,7 @@ from qs_analytics.symbol import SymbolStats, book_metrics
 from qs_common import codec, keys
 from qs_common.settings import Settings
 from worker import pair_slots, tick_values, webhooks
+from worker.analytics_shard import AnalyticsShard
 from worker.consumer import Entry, Rejected
 from worker.live_pairs import POLL_S, Change, LivePairs
 from worker.pair_slots import PairSlot, stream_id
@@ -66,6 +67,13 @@ class AnalyticsHandler:
     def __init__(self, settings: Settings, r: redis.Redis) -> None:
         self.r = r
         self.live = LivePairs(settings, r)  # the registry's pairs and symbols, applied before each batch
+        # issue 14: a shard (SHARD=k/M) computes only the pairs and symbols it owns; 0/1 owns everything
+        self.shard = AnalyticsShard(settings, r)
+        self.shard_label = str(self.shard.spec)
+        self.live.owns = self.shard.owns_pair
+        if settings.partitioned:  # the legs' own streams, up to where the consumer's input of each stands
+            self.live.warm = self.shard.warm
+        self._streams: list[str] = []  # partitioned mode: the tick streams this shard reads
         self.symbol_window = settings.symbol_window
         self.symbol_stats: dict[str, SymbolStats] = {}  # the active symbols, from the registry
         self.snapshots: dict[str, Any] = {}  # changed since the last write
@@ -97,7 +105,11 @@ class AnalyticsHandler:
         return {"last_event_ms": self.last_event_ms, "observations": self.observations, "published": self.published,
                 "alerts_fired": self.alerts_fired, "bad_rules": self.bad_rules, "errors": self.errors,
                 # the registry version the engines follow (control:version), and how many pairs they compute
-                "registry_version": self.live.watcher.seen, "pairs": len(self.live.slots)}
+                "registry_version": self.live.watcher.seen, "pairs": len(self.live.slots), "shard": self.shard_label}
+
+    def streams(self) -> list[str]:
+        """Partitioned mode: the tick streams of the owned pairs' legs and owned symbols (the consumer's set)."""
+        return self._streams
 
     def _refresh_rules(self) -> None:
         if time.monotonic() - self._rules_loaded < RULES_REFRESH_S:
@@ -232,7 +244,8 @@ class AnalyticsHandler:
 
     def _changed(self, change: Change) -> list[dict[str, str]]:
         for sym in change.symbols_added:
-            self.symbol_stats[sym] = SymbolStats(self.symbol_window)
+            if self.shard.owns_symbol(sym):  # one shard keeps each symbol's statistics
+                self.symbol_stats[sym] = SymbolStats(self.symbol_window)
         for sym in change.symbols_removed:  # its stats stop; the stored candles stay
             for table in (self.symbol_stats, self.snapshots, self._last_snap, self.garch):
                 table.pop(sym, None)
@@ -240,6 +253,7 @@ class AnalyticsHandler:
             self.r.delete(*(keys.symbol_stats_key(s) for s in change.symbols_removed))
         for pid in change.removed_pairs:
             self.last_published_ms.pop(pid, None)
+        self._streams = self.shard.streams(self.live.slots.values(), self.live.symbols)
         out = []
         for pid, warmed in change.warmed.items():  # one entry for the newest state; nothing for the past
             self.observations += warmed.observations
@@ -277,7 +291,8 @@ class AnalyticsHandler:
         for fields in fired:
             pipe.xadd(keys.ALERTS_STREAM, fields, maxlen=keys.ALERTS_MAXLEN, approximate=True)  # type: ignore[arg-type]
         for sym, i in books.items():
-            pipe.set(keys.latest_book_key(sym), json.dumps(self._book(bk, i)))
+            if self.shard.owns_symbol(sym):
+                pipe.set(keys.latest_book_key(sym), json.dumps(self._book(bk, i)))
         for sym, snap in self.snapshots.items():
             self._last_snap[sym] = snap
             stats = {"symbol": sym, **_finite(asdict(snap)), **self.garch.get(sym, {})}
@@ -290,10 +305,10 @@ class AnalyticsHandler:
             self.alerts_fired += len(fired)
             log.info("%d alert(s) fired", len(fired))
 
-    @staticmethod
-    def _entry(slot: PairSlot, ts: int, recv_ns: int, y: float, x: float, metrics: dict[str, float]) -> dict[str, str]:
+    def _entry(self, slot: PairSlot, ts: int, recv_ns: int, y: float, x: float,
+               metrics: dict[str, float]) -> dict[str, str]:
         fields = {"v": SCHEMA_VERSION, "pair": slot.pair, "ts": str(ts), "recv_ns": str(recv_ns), "y": repr(y),
-                  "x": repr(x), **slot.labels}
+                  "x": repr(x), "shard": self.shard_label, **slot.labels}
         for name, value in metrics.items():
             if value == value and not math.isinf(value):
                 fields[name] = repr(float(value))

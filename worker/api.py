@@ -34,8 +34,10 @@ from qs_common.times import INT64_MAX, INT64_MIN, epoch_to_ms, iso_to_ms
 from worker.api_body import BodyError, read_body
 from worker.api_book import BookReader, book_routes
 from worker.api_control import control_routes
+from worker.api_forward import ShardForward
 from worker.api_research import research_routes
 from worker.candles import ALL_INTERVALS, STORED_INTERVALS
+from worker.shards import ShardRegistry
 from worker.store import OUTPUT_COLUMNS, CandleStore
 from worker.venue_check import SymbolValidator
 
@@ -218,7 +220,8 @@ class _CandleRoutes:
 def create_app(store: CandleStore, redis_ok: Callable[[], bool], settings: Settings | None = None,
                verify: Callable[[str, int, int], dict[str, Any]] | None = None,
                research: Any | None = None, book: BookReader | None = None,
-               control: tuple[redis.Redis, SymbolValidator] | None = None) -> Starlette:
+               control: tuple[redis.Redis, SymbolValidator] | None = None,
+               shards: ShardRegistry | None = None) -> Starlette:
     max_body = int((settings.api_max_body_mb if settings else 50.0) * 1_048_576)
     max_rows = settings.import_max_rows if settings else 1_000_000
     token = settings.access_token if settings else ""
@@ -238,7 +241,9 @@ def create_app(store: CandleStore, redis_ok: Callable[[], bool], settings: Setti
             # issue 10: /symbols/active and /pairs (worker/api_control.py), the live registry in Redis
             *(control_routes(control[0], control[1], settings) if control is not None else []),
         ],
-        middleware=[Middleware(_InternalErrors), Middleware(_WriteAuth, token=token)],
+        middleware=[Middleware(_InternalErrors), Middleware(_WriteAuth, token=token),
+                    # issue 14: a candle shard forwards other shards' symbols to their owner (worker/api_forward.py)
+                    *([Middleware(ShardForward, shards=shards)] if shards is not None else [])],
     )
 
 

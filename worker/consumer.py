@@ -32,6 +32,7 @@ from redis.exceptions import RedisError
 
 from qs_common import deadletters, keys
 from qs_common.groups import ensure_group
+from qs_common.redis_client import transactional
 from worker.failures import is_transient, one_line
 
 log = logging.getLogger(__name__)
@@ -109,11 +110,13 @@ class GroupConsumer:
         if self._stop.wait(seconds):
             raise Stopped
 
-    def _process(self, entries: list[AnyEntry]) -> None:
+    def _process(self, entries: list[AnyEntry], stream: str | None = None) -> None:
+        """Handle and settle one batch: of `stream` (default: this consumer's one stream), or, with stream None in
+        a consumer of several streams, a batch whose ids are `TaggedId`s that name their streams."""
         if not entries:
             return
         poison = self._handle(entries, self.retries)
-        self._settle(entries, poison)
+        self._settle(entries, poison, stream or self.stream)
         self._set_state("running")
 
     def _handle(self, entries: list[AnyEntry], attempts: int) -> list[tuple[AnyEntry, str]]:
@@ -164,20 +167,28 @@ class GroupConsumer:
         by_id = dict(entries)
         return [((eid, by_id[eid]), reason) for eid, reason in rejected if eid in by_id]
 
-    def _settle(self, entries: list[AnyEntry], poison: list[tuple[AnyEntry, str]]) -> None:
-        """Dead-letter the poison entries and acknowledge the whole batch in one MULTI: never one without the other."""
+    def _settle(self, entries: list[AnyEntry], poison: list[tuple[AnyEntry, str]], stream: str) -> None:
+        """Dead-letter the poison entries and acknowledge the whole batch in one MULTI: never one without the other.
+        On a Redis Cluster (no MULTI across slots) the dead letters are written first, then the acknowledgements:
+        a failure in between re-reads the entries, at-least-once as everywhere else."""
         ids = [entry_id for entry_id, _ in entries]
         recv = time.time_ns()
         delay = RETRY_DELAY_S
+        multi = bool(poison) and transactional(self.r)
         while True:
             try:
-                pipe = self.r.pipeline(transaction=bool(poison))
+                pipe = self.r.pipeline(transaction=multi)
                 for (entry_id, fields), reason in poison:
                     pipe.xadd(keys.DEAD_LETTER_STREAM, {  # type: ignore[arg-type]
                         "reason": deadletters.reason_text(reason), "raw": deadletters.raw_json(as_mapping(fields)),
-                        "recv": recv, "source": self.source, "entry_id": entry_id, "stream": self.stream,
+                        "recv": recv, "source": self.source, "entry_id": entry_id,
+                        "stream": getattr(entry_id, "stream", stream),
                     }, maxlen=self.deadletter_maxlen, approximate=True)
-                pipe.xack(self.stream, self.group, *ids)
+                if poison and not multi:
+                    pipe.execute()
+                    pipe = self.r.pipeline(transaction=False)
+                for acked_stream, acked in ack_groups(ids, stream).items():
+                    pipe.xack(acked_stream, self.group, *acked)
                 pipe.execute()
                 break
             except (RedisError, OSError) as exc:  # the handler's effects are stored: only this step is repeated
@@ -186,8 +197,8 @@ class GroupConsumer:
                 self._wait(delay)
                 delay = min(delay * 2, TRANSIENT_DELAY_MAX_S)
         for (entry_id, _), reason in poison:
-            log.warning("%s: quarantined entry %s of %s to %s: %s", self.group, entry_id.decode(), self.stream,
-                        keys.DEAD_LETTER_STREAM, reason)
+            log.warning("%s: quarantined entry %s of %s to %s: %s", self.group, entry_id.decode(),
+                        getattr(entry_id, "stream", stream), keys.DEAD_LETTER_STREAM, reason)
         if poison:
             self.stats.quarantined += len(poison)
             self.stats.last_quarantine = poison[-1][1]
@@ -195,19 +206,24 @@ class GroupConsumer:
         self.stats.batches += 1
         self.stats.last_entry_id = ids[-1].decode()
 
-    def _read(self, start: str, block: int | None = None) -> list[tuple[bytes, Any]]:
+    def _read(self, start: str, block: int | None = None, stream: str | None = None) -> list[tuple[bytes, Any]]:
         """XREADGROUP from `start` ('>' for new entries); fields are None for entries deleted meanwhile."""
+        stream = stream or self.stream
         if self._raw is not None:
-            raw: Any = self._raw.xreadgroup(self.group, self.consumer, {self.stream: start}, count=self.batch,
+            raw: Any = self._raw.xreadgroup(self.group, self.consumer, {stream: start}, count=self.batch,
                                             block=block)
             if not raw:
                 return []
             # RESP2: [[stream, entries]]; RESP3: {stream: entries}; an entry is [id, [name, value, ...] or None]
             entries = next(iter(raw.values())) if isinstance(raw, dict) else raw[0][1]
             return [(e[0], e[1] or None) for e in entries]
-        reply: Any = self.r.xreadgroup(self.group, self.consumer, {self.stream: start}, count=self.batch, block=block)
-        # a pending entry deleted from the stream comes back with no fields (None or {} by redis-py version)
-        return [(eid, self._fields(fields) or None) for eid, fields in reply[0][1]] if reply else []
+        reply: Any = self.r.xreadgroup(self.group, self.consumer, {stream: start}, count=self.batch, block=block)
+        return self._entries(reply[0][1]) if reply else []
+
+    def _entries(self, reply: list[Any]) -> list[tuple[bytes, Any]]:
+        """redis-py's parsed entries in the handler's form; a pending entry deleted from the stream comes back with
+        no fields (None or {} by redis-py version): None."""
+        return [(eid, self._fields(fields) or None) for eid, fields in reply]
 
     def _fields(self, fields: Mapping[bytes, bytes] | None) -> Any:
         """redis-py's dict, or the flat list a flat_fields handler expects (a cluster client's replies)."""
@@ -215,35 +231,41 @@ class GroupConsumer:
             return fields
         return [x for pair in fields.items() for x in pair]
 
-    def _own_pending(self) -> None:
+    def _own_pending(self, stream: str | None = None) -> None:
         """Entries delivered to this consumer before a crash and never acknowledged."""
+        stream = stream or self.stream
         start = "0"
         while True:
-            raw = self._read(start)
+            raw = self._read(start, stream=stream)
             if not raw:
                 return
             gone = [eid for eid, fields in raw if fields is None]
             if gone:  # deleted from the stream by someone else: nothing left to process
-                self.r.xack(self.stream, self.group, *gone)
+                self.r.xack(stream, self.group, *gone)
             entries = [(eid, fields) for eid, fields in raw if fields is not None]
             if entries:
                 log.info("%s: re-reading %d pending entries", self.group, len(entries))
-                self._process(entries)
+                self._process(self._batch_of(stream, entries), stream)
             start = raw[-1][0].decode()
 
-    def _claim_abandoned(self) -> None:
+    def _batch_of(self, stream: str, entries: list[AnyEntry]) -> list[AnyEntry]:
+        """Entries of one stream as the handler gets them (a consumer of several streams may tag their ids)."""
+        return entries
+
+    def _claim_abandoned(self, stream: str | None = None) -> None:
+        stream = stream or self.stream
         cursor = "0-0"
         client = self._raw if self._raw is not None else self.r
         while True:
             reply: Any = client.xautoclaim(
-                self.stream, self.group, self.consumer, self.claim_idle_ms, start_id=cursor, count=self.batch
+                stream, self.group, self.consumer, self.claim_idle_ms, start_id=cursor, count=self.batch
             )
             # [cursor, [[id, fields], ...], deleted ids]: entries deleted from the stream have no fields
             cursor = reply[0]
             entries = [(e[0], e[1] if self._raw is not None else self._fields(e[1])) for e in reply[1] if e[1]]
             if entries:
                 log.info("%s: claimed %d abandoned entries", self.group, len(entries))
-                self._process(entries)
+                self._process(self._batch_of(stream, entries), stream)
             if cursor in (b"0-0", "0-0"):
                 return
 
@@ -279,6 +301,35 @@ class GroupConsumer:
             if name == self.group:
                 return {"lag": g.get("lag"), "pending": g.get("pending")}
         return {"lag": None, "pending": None}
+
+
+class TaggedId(bytes):
+    """An entry id that knows its stream, for batches merged from several streams: ids repeat across streams
+    (each stream numbers its own), so equality and hashing include the stream. It is still the id's bytes for
+    XACK, the codec and `stream_id`."""
+
+    stream: str
+
+    def __new__(cls, raw: bytes, stream: str) -> TaggedId:
+        obj = super().__new__(cls, raw)
+        obj.stream = stream
+        return obj
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, TaggedId):
+            return self.stream == other.stream and bytes.__eq__(self, other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash((self.stream, bytes(self)))
+
+
+def ack_groups(ids: list[bytes], stream: str) -> dict[str, list[bytes]]:
+    """The ids to acknowledge, by stream: a TaggedId's own, else `stream`."""
+    out: dict[str, list[bytes]] = {}
+    for eid in ids:
+        out.setdefault(getattr(eid, "stream", stream), []).append(eid)
+    return out
 
 
 def relax_gc() -> None:

@@ -48,6 +48,12 @@ class LivePairs:
         self.skipping: list[PairSlot] = []  # slots whose skip_until is set (just warmed)
         self._polled = -math.inf
         self._seeded = False
+        # Issue 14: an analytics shard keeps only the pairs it owns, and warms them from its legs' streams
+        self.owns: Callable[[str], bool] = lambda pid: True
+        self.warm: Callable[[list[PairSlot], bytes | None], dict[str, warmup.Warmed]] = self._warm_one_stream
+
+    def _warm_one_stream(self, fresh: list[PairSlot], before: bytes | None) -> dict[str, warmup.Warmed]:
+        return warmup.warm(self.r, self.settings.ticks_stream, fresh, before)
 
     def poll(self, before: Callable[[], bytes | None], force: bool = False) -> Change | None:
         """Apply a registry change, at most once a second (`force`: now); None when nothing changed.
@@ -71,10 +77,11 @@ class LivePairs:
 
     def _apply(self, symbols: tuple[str, ...], pairs: dict[str, control.PairSettings],
                before: Callable[[], bytes | None]) -> Change:
+        pairs = {pid: ps for pid, ps in pairs.items() if self.owns(pid)}
         p = plan({pid: s.settings for pid, s in self.slots.items()}, pairs)
         fresh = [new_slot(self.settings, pairs[pid]) for pid in p.fresh]
         # the only step that can fail (Redis): before anything changes, so a failed change is applied whole later
-        warmed = warmup.warm(self.r, self.settings.ticks_stream, fresh, before()) if fresh else {}
+        warmed = self.warm(fresh, before()) if fresh else {}
         for pid in p.removed:
             del self.slots[pid]
         for pid in p.relabelled:  # z bands only: the engine keeps its state

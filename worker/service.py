@@ -20,18 +20,22 @@ import redis
 import uvicorn
 
 from qs_common import control, deadletters, keys
+from qs_common.partition import ShardSpec
 from qs_common.redis_client import connect
 from qs_common.redis_wait import StartupError, wait_for_redis
 from qs_common.settings import Settings, Source
 from qs_common.status import RateMeter, write_status
 from worker.analytics_consumer import AnalyticsHandler
+from worker.analytics_shard import group_name, status_name
 from worker.api import create_app
 from worker.backfill.client import KlinesClient
 from worker.backfill.service import BackfillService
 from worker.book_service import BookHandler, SnapshotFetcher, fetches_snapshots
 from worker.candle_consumer import CandleHandler
 from worker.consumer import GroupConsumer, StatusHandler
+from worker.multi_consumer import MultiStreamConsumer
 from worker.research_service import ResearchService
+from worker.shards import OwnedSymbols, ShardRegistry
 from worker.store import CandleStore
 from worker.venue_check import SymbolValidator
 
@@ -60,6 +64,13 @@ class Worker:
         self.book_fetcher_thread: threading.Thread | None = None
         self.rest: KlinesClient | None = None
         self.validator: SymbolValidator | None = None
+        # issue 14: SHARD=k/N; partitioned mode reads the owned symbols' streams (worker/multi_consumer.py)
+        self.spec = ShardSpec.parse(settings.shard)
+        if not self.spec.whole and not settings.partitioned:
+            raise StartupError(f"invalid setting SHARD: {self.spec} needs TICK_PARTITIONING=symbol (one tick stream "
+                               "per symbol); with one stream every shard would read every tick", code=2)
+        self.owned: OwnedSymbols | None = None
+        self.shards: ShardRegistry | None = None
         # SYMBOLS/PAIRS seed the live registry once per Redis; from then on it is the set every process follows
         if control.seed(self.r, settings):
             log.info("control registry seeded from SYMBOLS and PAIRS")
@@ -69,7 +80,10 @@ class Worker:
         if role in ("all", "candles"):
             self.store = open_store(settings)
             handler = CandleHandler(self.store, self.r, int(settings.trade_retention_h * 3_600_000))
-            self._add("candles", keys.CANDLES_GROUP, f"candles-{name}", handler, flat_fields=True)
+            if settings.partitioned:
+                self._add_candle_shard(handler, f"candles-{name}")
+            else:
+                self._add("candles", keys.CANDLES_GROUP, f"candles-{name}", handler, flat_fields=True)
             # Not for the synthetic feed: Binance's real klines would be merged into made-up prices.
             # The kline check runs in the backfill thread, with or without backfill.
             rest_on = settings.backfill_enabled or settings.kline_check_on
@@ -84,7 +98,10 @@ class Worker:
             self.research = ResearchService(settings, self.store, self.r)
         if role in ("all", "analytics"):
             a_handler = AnalyticsHandler(settings, self.r)
-            self._add("analytics", keys.ANALYTICS_GROUP, f"analytics-{name}", a_handler)
+            if settings.partitioned:
+                self._add_analytics_shard(a_handler, f"analytics-{name}")
+            else:
+                self._add("analytics", keys.ANALYTICS_GROUP, f"analytics-{name}", a_handler)
         if role in ("all", "book"):  # order books from stream:depth (issue 11); idle unless ingest runs with DEPTH
             wanted: queue.Queue[str] | None = queue.Queue() if fetches_snapshots(settings) else None
             if wanted is not None:
@@ -100,6 +117,35 @@ class Worker:
                           deadletter_maxlen=deadletters.maxlen(s.deadletter_max_mb), source=keys.worker_status(label),
                           flat_fields=flat_fields)
         self.consumers[label] = (c, handler)
+
+    def _options(self, source: str) -> dict[str, object]:
+        s = self.settings
+        return {"batch": s.worker_batch, "block_ms": s.worker_block_ms, "claim_idle_ms": s.claim_idle_ms,
+                "retries": s.batch_retries, "deadletter_maxlen": deadletters.maxlen(s.deadletter_max_mb),
+                "source": source}
+
+    def _add_candle_shard(self, handler: CandleHandler, consumer: str) -> None:
+        """Candles of the owned symbols' streams; a shard of N > 1 registers in shards:candles."""
+        owned = self.owned = OwnedSymbols(self.r, self.spec)
+        base = self.settings.ticks_stream
+
+        def streams() -> list[str]:
+            return [keys.tick_stream(base, sym) for sym in owned.refresh()]
+
+        status = keys.STATUS_WORKER_CANDLES if self.spec.whole else keys.candles_shard_status(
+            self.spec.index, self.spec.count)
+        c = MultiStreamConsumer(self.r, streams, keys.CANDLES_GROUP, consumer, handler, flat_fields=True,
+                                **self._options(status))  # type: ignore[arg-type]
+        self.consumers["candles"] = (c, handler)
+        if not self.spec.whole:
+            self.shards = ShardRegistry(self.r, self.spec, self.settings.advertise_url)
+
+    def _add_analytics_shard(self, handler: AnalyticsHandler, consumer: str) -> None:
+        """The owned pairs' legs' streams, merged in ingest order, with the shard's own group."""
+        c = MultiStreamConsumer(self.r, handler.streams, group_name(self.spec), consumer, handler, ordered=True,
+                                join=handler.shard.join, **self._options(status_name(self.spec)))  # type: ignore[arg-type]
+        handler.shard.bound = c.bound
+        self.consumers["analytics"] = (c, handler)
 
     def _redis_ok(self) -> bool:
         try:
@@ -130,9 +176,14 @@ class Worker:
                     "entries_per_s": meters[label].rate(c.stats.entries) if meters else None,
                     **lag, **handler.status(),
                 }
-                write_status(self.r, keys.worker_status(label), record)
+                write_status(self.r, c.source, record)
             except (redis.RedisError, OSError) as exc:
                 log.debug("status write failed: %s", exc)
+        if self.shards is not None and self.owned is not None and not self.stop.is_set():
+            try:
+                self.shards.beat(self.owned.symbols)
+            except (redis.RedisError, OSError) as exc:
+                log.debug("shard registration failed: %s", exc)
         if self.backfill is not None:
             try:
                 write_status(self.r, keys.STATUS_WORKER_BACKFILL, self.backfill.status())
@@ -163,7 +214,8 @@ class Worker:
             app = create_app(self.store, self._redis_ok, self.settings,
                              verify=self.backfill.verify if self.backfill is not None else None,
                              research=self.research, book=self.r.get,
-                             control=(self.r, self.validator) if self.validator is not None else None)
+                             control=(self.r, self.validator) if self.validator is not None else None,
+                             shards=self.shards)
             config = uvicorn.Config(app, host=self.settings.api_host, port=self.settings.api_port,
                                     log_level="warning", access_log=False, lifespan="off")
             self.server = uvicorn.Server(config)
@@ -188,6 +240,11 @@ class Worker:
             self.server.should_exit = True
             self.api_thread.join(timeout=10)
         self.write_status()
+        if self.shards is not None:
+            try:
+                self.shards.leave()
+            except (redis.RedisError, OSError) as exc:
+                log.debug("shard deregistration failed: %s", exc)
         if self.rest is not None:
             self.rest.close()
         if self.store is not None:

@@ -1,0 +1,210 @@
+"""Sharded workers on a real Redis Cluster (issue 14): the recordings replayed by ingest into per-symbol streams, two
+candle shards (a DuckDB file each) and two analytics shards, checked against Binance's klines and against a
+single-process run of the default single-stream mode; a shard SIGKILLed and a Redis master killed mid-run."""
+
+from __future__ import annotations
+
+import json
+import signal
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from qs_common.partition import shard_of
+from tests.cluster import RedisClusterServers, start_cluster, wait_cluster_ok
+from tests.conftest import BTC_RECORDING, ETH_RECORDING, free_port, python_module, service_env
+from tests.integration.procs import Proc, run_replay, status, wait_for
+from tests.integration.test_acceptance import assert_full_minutes_equal_official
+
+pytestmark = pytest.mark.integration
+
+SYMBOLS = ("BTCUSDT", "ETHUSDT")
+PAIRS = ("ETHUSDT/BTCUSDT", "BTCUSDT/ETHUSDT")
+BASE = {"SYMBOLS": ",".join(SYMBOLS), "PAIRS": ",".join(PAIRS)}
+
+
+def stream_of(symbol: str) -> str:
+    return "stream:ticks:{" + symbol + "}"
+
+
+class ShardProc(Proc):
+    """`python -m worker --role ROLE` as shard `k/N` of a Redis Cluster deployment."""
+
+    def __init__(self, url: str, role: str, shard: str, workdir: Path, name: str, **env: str) -> None:
+        self.port = free_port()
+        self.role, self.shard = role, shard
+        extra = {**BASE, "REDIS_CLUSTER": "true", "SHARD": shard, "API_PORT": str(self.port),
+                 "API_ADVERTISE_URL": self.api, "CONSUMER_NAME": name, **env}
+        super().__init__(python_module("worker", "--role", role), service_env(url, workdir / name, **extra),
+                         workdir / f"{name}.log")
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def status_name(self) -> str:
+        k, n = self.shard.split("/")
+        return f"worker-{self.role}-{k}of{n}"
+
+    def candles_csv(self, symbol: str) -> str:
+        resp = httpx.get(f"{self.api}/candles", params={"symbol": symbol, "interval": "1m", "format": "csv"},
+                         timeout=30)
+        resp.raise_for_status()
+        return resp.text
+
+
+def healthy(p: ShardProc) -> bool:
+    if p.p.poll() is not None:
+        raise AssertionError(f"{p.status_name} exited {p.p.returncode}:\n{p.log()[-3000:]}")
+    return httpx.get(f"{p.api}/health", timeout=2).status_code == 200
+
+
+def streams_joined(r: Any, p: ShardProc, n: int) -> bool:
+    if p.p.poll() is not None:
+        raise AssertionError(f"{p.status_name} exited {p.p.returncode}:\n{p.log()[-3000:]}")
+    return status(r, p.status_name).get("streams") == n
+
+
+def groups_done(r: Any, stream: str, groups: set[str]) -> bool:
+    info = {g["name"].decode(): g for g in r.xinfo_groups(stream)}
+    return groups <= set(info) and all(info[g]["lag"] == 0 and info[g]["pending"] == 0 for g in groups)
+
+
+def expected_groups(m: int) -> dict[str, set[str]]:
+    """Per stream: `candles`, and the analytics group of every shard that reads it (a leg of an owned pair, or an
+    owned symbol)."""
+    out = {stream_of(s): {"candles"} for s in SYMBOLS}
+    for pid in PAIRS:
+        for leg in pid.split("/"):
+            out[stream_of(leg)].add(f"analytics-{shard_of(pid, m)}of{m}")
+    for s in SYMBOLS:
+        out[stream_of(s)].add(f"analytics-{shard_of(s, m)}of{m}")
+    return out
+
+
+def analytics_by_pair(r: Any) -> dict[str, list[dict[str, str]]]:
+    out: dict[str, list[dict[str, str]]] = defaultdict(list)
+    for _, f in r.xrange("stream:analytics"):
+        out[f[b"pair"].decode()].append({k.decode(): v.decode() for k, v in f.items()})
+    return dict(out)
+
+
+def start_shards(cluster: RedisClusterServers, tmp: Path, **env: str) -> list[ShardProc]:
+    procs = [ShardProc(cluster.url, "candles", f"{k}/2", tmp, f"candles{k}", **env) for k in range(2)]
+    procs += [ShardProc(cluster.url, "analytics", f"{k}/2", tmp, f"analytics{k}", **env) for k in range(2)]
+    rc = cluster.client()
+    for p in procs[:2]:
+        wait_for(lambda p=p: healthy(p), 240, f"{p.status_name} /health")
+    joined = defaultdict(int)
+    for stream, groups in expected_groups(2).items():
+        for g in groups - {"candles"}:
+            joined[g] += 1
+    for p in procs[2:]:
+        k, n = p.shard.split("/")
+        wait_for(lambda p=p, k=k, n=n: streams_joined(rc, p, joined[f"analytics-{k}of{n}"]), 240,
+                 f"{p.status_name} to join its streams")
+    return procs
+
+
+@pytest.fixture
+def cluster(tmp_path: Path):  # type: ignore[no-untyped-def]
+    servers = start_cluster(tmp_path / "cluster", masters=3)
+    yield servers
+    servers.stop()
+
+
+def reference_analytics(tmp: Path, redis_server: Any) -> dict[str, list[dict[str, str]]]:
+    """The same replay through one analytics process in the default mode (one stream, one redis-server)."""
+    worker = Proc(python_module("worker", "--role", "analytics"),
+                  service_env(redis_server.url, tmp / "ref", **BASE), tmp / "ref.log")
+    r = redis_server.client()
+    wait_for(lambda: status(r, "worker-analytics").get("registry_version"), 60, "reference worker")
+    run_replay(redis_server.url, [BTC_RECORDING, ETH_RECORDING], tmp / "ref-ingest.log", **BASE)
+    wait_for(lambda: groups_done(r, "stream:ticks", {"analytics"}), 120, "reference worker to drain")
+    assert worker.stop() == 0
+    return analytics_by_pair(r)
+
+
+def test_two_candle_and_two_analytics_shards_equal_klines_and_a_single_process(tmp_path, cluster, redis_server):
+    procs = start_shards(cluster, tmp_path)
+    rc = cluster.client()
+    run_replay(cluster.url, [BTC_RECORDING, ETH_RECORDING], tmp_path / "ingest.log", REDIS_CLUSTER="true", **BASE)
+    for stream, groups in expected_groups(2).items():
+        wait_for(lambda s=stream, g=groups: groups_done(rc, s, g), 120, f"every group to drain {stream}")
+
+    # candles: BTCUSDT is one shard's, asked through both APIs (the other forwards), equal to the official klines
+    owner = shard_of("BTCUSDT", 2)
+    for p in procs[:2]:
+        assert assert_full_minutes_equal_official(p.candles_csv("BTCUSDT")) == 5
+    assert len(procs[1 - owner].candles_csv("ETHUSDT").splitlines()) == 1 + 7
+    registered = {k.decode(): json.loads(v) for k, v in rc.hgetall("shards:candles").items()}
+    assert {k: v["symbols"] for k, v in registered.items()} == {
+        f"{k}/2": [s for s in SYMBOLS if shard_of(s, 2) == k] for k in range(2)}
+    listed = httpx.get(f"{procs[0].api}/symbols", timeout=10).json()["symbols"]
+    assert sorted({row["symbol"] for row in listed}) == sorted(SYMBOLS)
+
+    # analytics: each pair computed by its owner alone, and the same entries as the single-process run
+    sharded = analytics_by_pair(rc)
+    for pid, entries in sharded.items():
+        assert {e["shard"] for e in entries} == {f"{shard_of(pid, 2)}/2"}, pid
+    reference = reference_analytics(tmp_path, redis_server)
+    assert sorted(sharded) == sorted(reference) == sorted(PAIRS)
+    for pid in PAIRS:
+        assert {e["shard"] for e in reference[pid]} == {"0/1"}
+        strip = [{k: v for k, v in e.items() if k != "shard"} for e in sharded[pid]]
+        assert strip == [{k: v for k, v in e.items() if k != "shard"} for e in reference[pid]], pid
+        assert len(strip) > 100
+    for p in procs:
+        assert p.stop() == 0, p.log()[-3000:]
+
+
+def test_a_candle_shard_killed_mid_run_and_restarted_loses_nothing(tmp_path, cluster):
+    env = {"WORKER_BATCH": "200"}
+    procs = start_shards(cluster, tmp_path, **env)
+    rc = cluster.client()
+    owner = shard_of("BTCUSDT", 2)
+    run_replay(cluster.url, [BTC_RECORDING, ETH_RECORDING], tmp_path / "ingest.log", REDIS_CLUSTER="true", **BASE)
+    victim = procs[owner]
+    wait_for(lambda: status(rc, victim.status_name).get("entries", 0) > 5_000, 60, "the shard to be mid-stream")
+    victim.stop(signal.SIGKILL)
+    progress = {g["name"].decode(): g for g in rc.xinfo_groups(stream_of("BTCUSDT"))}["candles"]
+    assert progress["lag"] > 0 or progress["pending"] > 0, "the kill came too late"
+    # while it is down, the other shard answers 503 naming it (its registration goes stale after 10 s: not waited)
+    restarted = ShardProc(cluster.url, "candles", victim.shard, tmp_path, f"candles{owner}", **env)
+    wait_for(lambda: healthy(restarted), 60, "restarted shard")
+    for stream, groups in expected_groups(2).items():
+        wait_for(lambda s=stream, g=groups: groups_done(rc, s, g), 120, f"every group to drain {stream}")
+    for p in (procs[1 - owner], restarted):
+        assert assert_full_minutes_equal_official(p.candles_csv("BTCUSDT")) == 5
+    if progress["pending"]:
+        assert "re-reading" in restarted.log()
+    assert restarted.stop() == 0
+
+
+def test_a_killed_redis_master_fails_over_and_the_shards_lose_nothing(tmp_path):
+    cluster = start_cluster(tmp_path / "cluster", masters=3, replicas=1)
+    try:
+        env = {"WORKER_BATCH": "200"}
+        procs = start_shards(cluster, tmp_path, **env)
+        rc = cluster.client()
+        run_replay(cluster.url, [BTC_RECORDING, ETH_RECORDING], tmp_path / "ingest.log", REDIS_CLUSTER="true",
+                   **BASE)
+        victim = procs[shard_of("BTCUSDT", 2)]
+        wait_for(lambda: status(rc, victim.status_name).get("entries", 0) > 2_000, 60, "the shard to be mid-stream")
+        master = cluster.master_of(stream_of("BTCUSDT"))
+        cluster.kill(master)
+        cluster.nodes.remove(master)
+        wait_cluster_ok(cluster, 30)
+        rc = cluster.client()
+        for stream, groups in expected_groups(2).items():
+            wait_for(lambda s=stream, g=groups: groups_done(rc, s, g), 120, f"every group to drain {stream}")
+        assert assert_full_minutes_equal_official(procs[0].candles_csv("BTCUSDT")) == 5
+        for p in procs:
+            assert p.p.poll() is None, p.log()[-3000:]
+        assert any("redis-down" in p.log() or "retrying" in p.log() for p in procs)
+    finally:
+        cluster.stop()
