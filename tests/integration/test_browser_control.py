@@ -1,0 +1,118 @@
+"""The screen drives the live system (issue 10), in a real browser: redis-server, the worker (every role), ingest
+on the synthetic feed (wall-clock ticks, so the engines keep computing), `python -m dashboard` and headless
+chromium. From the sidebar a user adds a pair, then changes its window; the engine's own numbers (labelled with
+the settings each analytics entry says it was computed with) follow.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.conftest import python_module, service_env
+from tests.integration.browser_util import Chromium, dashboard_server, start_redis
+from tests.integration.procs import Proc, WorkerProc
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "tests" / "artifacts"
+SIDEBAR = '[data-testid="stSidebar"]'
+STACK = {"SOURCE": "synthetic", "SYMBOLS": "BTCUSDT,ETHUSDT,SOLUSDT", "PAIRS": "ETHUSDT/BTCUSDT",
+         "SYNTHETIC_RATE": "10", "SYNTHETIC_HISTORY_H": "0", "DEPTH": "false", "OLS_WINDOW": "40",
+         "SCAN_EVERY_S": "0", "GARCH_EVERY_S": "0", "LOG_LEVEL": "WARNING"}  # fmt: skip
+BODY = "document.body.innerText"
+
+
+def js(value: object) -> str:
+    return json.dumps(value)
+
+
+def click(b: Chromium, element_js: str) -> None:
+    b.wait_for(f"!!({element_js})")
+    b.evaluate(f"({element_js}).click()")
+
+
+def key(b: Chromium, name: str, code: int) -> None:
+    for kind in ("keyDown", "keyUp"):
+        b.call("Input.dispatchKeyEvent", type=kind, key=name, code=name, windowsVirtualKeyCode=code,
+               nativeVirtualKeyCode=code)  # fmt: skip
+
+
+def choose(b: Chromium, label: str, option: str) -> None:
+    """Pick `option` in the sidebar selectbox labelled `label` as a user does with the keyboard: type to filter
+    the list, arrow down to the option, Enter."""
+    field = f"document.querySelector('{SIDEBAR} input[aria-label=\"{label}\"]')"
+    b.wait_for(f"!!{field}")
+    b.evaluate(f"{field}.focus(); {field}.select()")
+    b.call("Input.insertText", text=option)
+    b.wait_for(f"Array.from(document.querySelectorAll('[role=\"option\"]')).some(o => o.innerText.trim() === "
+               f"{js(option)})")  # fmt: skip
+    key(b, "ArrowDown", 40)
+    key(b, "Enter", 13)
+    b.wait_for(f"{field}.value === {js(option)}")
+
+
+def button(label: str) -> str:
+    return f"Array.from(document.querySelectorAll('{SIDEBAR} button')).find(x => x.innerText.trim() === {js(label)})"
+
+
+def engine_caption(b: Chromium, window: int) -> str:
+    """Waits until the page shows the engine's numbers computed with `window` (stated by the entries); the text."""
+    want = f"engine, tick level, window {window}, β source OLS, trade prices"
+    return str(b.wait_for(f"(() => {{ const t = {BODY}; return t.includes('Engine numbers') && "
+                          f"t.includes({js(want)}) && t }})()", 180))  # fmt: skip
+
+
+def engine_z(text: str) -> float:
+    found = re.search(r"z-score \(engine\)\s*\n\s*(-?\d+\.\d{3})", text)
+    assert found, text[:1500]
+    return float(found.group(1))
+
+
+@pytest.mark.timeout(900)  # a whole stack on a shared 2-core machine; every wait below is bounded
+def test_add_a_pair_and_change_its_window_from_the_sidebar(browser: Chromium, tmp_path: Path) -> None:
+    for url in start_redis():
+        worker = WorkerProc(url, tmp_path / "data", tmp_path / "worker.log", **STACK)
+        worker.wait_healthy()
+        Proc(python_module("ingest"), service_env(url, API_URL=worker.api, **STACK), tmp_path / "ingest.log")
+        with dashboard_server(url, worker.api, STACK, "qs-control-") as ui:
+            b = browser
+            b.navigate(ui)
+            b.wait_for(f"document.querySelector('{SIDEBAR}') !== null && !!document.querySelector('h1')", 90)
+            engine_caption(b, 40)  # the seeded pair is computed and labelled
+            summary = (f"Array.from(document.querySelectorAll('{SIDEBAR} summary'))"
+                       ".find(s => s.innerText.includes('Symbols and pairs'))")  # fmt: skip
+            b.wait_for(f"!!{summary}")
+            b.evaluate(f"{summary}.click()")
+            choose(b, "Y (regressed)", "SOLUSDT")
+            choose(b, "X", "BTCUSDT")
+            click(b, button("Add pair"))
+            b.wait_for("document.querySelector('h1') && document.querySelector('h1').innerText"
+                       ".startsWith('SOLUSDT/BTCUSDT')", 60)  # fmt: skip
+            r = redis.Redis.from_url(url)
+            assert r.hexists("control:pairs", "SOLUSDT/BTCUSDT")
+            before = engine_caption(b, 40)  # the worker computes the new pair, with the deployment's window
+            z_before = engine_z(before)
+            b.screenshot(ARTIFACTS / "control_pair_added.png")
+            # the window, as a user types it into the engine form, then Apply
+            field = f"document.querySelector('{SIDEBAR} input[aria-label=\"Window (observations)\"]')"
+            b.wait_for(f"!!({field})")
+            b.evaluate(f"(() => {{ const e = {field}; e.focus(); e.select(); }})()")
+            b.call("Input.insertText", text="12")
+            click(b, button("Apply to the engine"))
+            after = engine_caption(b, 12)
+            stored = json.loads(r.hget("control:pairs", "SOLUSDT/BTCUSDT") or b"{}")
+            assert stored["window"] == 12
+            # the engine's headline z is now over 12 observations, not 40: a different number (the page reruns
+            # with the new entries until it is, or the wait fails)
+            z_js = r"/z-score \(engine\)\s*\n\s*(-?\d+\.\d{3})/"
+            z_after = b.wait_for(f"(() => {{ const m = {BODY}.match({z_js}); return m && parseFloat(m[1]) !== "
+                                 f"{z_before} && {BODY}.includes({js('window 12, β source OLS')}) ? m[1] : null }})()",
+                                 60)  # fmt: skip
+            assert float(z_after) != z_before and "window 12" in after
+            assert b.evaluate("document.querySelectorAll('[data-testid=\"stException\"]').length") == 0
+            b.screenshot(ARTIFACTS / "control_window_changed.png")
