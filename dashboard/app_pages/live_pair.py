@@ -107,7 +107,7 @@ def _chart_area() -> None:
                 st.plotly_chart(charts.candles(frames[sym].iloc[-c.candles :], sym, c.tz), config=charts.CONFIG)
     _engine_z(rows)
     candle_label = engine_view.candle_label(c.interval, c.settings)
-    st.markdown(md(f"Candle level: {candle_label} (the pair's engine settings, applied to candles)"))
+    st.markdown(md(f"{candle_label[0].upper()}{candle_label[1:]}: the pair's engine settings, applied to candles"))
     last = calc.iloc[-1].to_dict() if not calc.empty else None
     spreads = calc["spread"].dropna().to_numpy()[-c.window :] if not calc.empty else None
     hl = half_life(spreads) if spreads is not None else None
