@@ -10,6 +10,7 @@ import pytest
 import redis
 from streamlit.testing.v1 import AppTest
 
+from qs_common import control
 from tests.integration.browser_util import WorkerApi, app_test_env, seed_live, start_redis
 from tests.research_candles import SYMBOLS, candle_rows
 
@@ -127,3 +128,27 @@ def test_markets_page_shows_and_refits_garch(services) -> None:
     assert not at.exception, [e.value for e in at.exception]
     table = next(d.value for d in at.dataframe if "sigma_next" in d.value.columns)
     assert sorted(table["symbol"]) == ["BTCUSDT", "ETHUSDT"] and (table["sigma_next"] > 0).all()
+
+
+def test_monitor_live_adds_the_scan_pair_and_opens_the_live_page(services) -> None:
+    r, _ = services
+    kw = r.connection_pool.connection_kwargs
+    raw = redis.Redis(host=kw["host"], port=kw["port"])  # the registry module reads bytes
+    before = control.active_pairs(raw)
+    for pid in before:
+        control.remove_pair(raw, pid)  # so the scan's pair is new to the worker, whichever direction it takes
+    try:
+        at = page("research.py")
+        if "No scan has finished yet" in texts(at):
+            button(at, "Run scan now").click().run()
+        row = at.dataframe[0].value.iloc[0]
+        pid = f"{row['y']}/{row['x']}"
+        button(at, "Monitor live").click().run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert list(control.active_pairs(raw)) == [pid]  # POST /pairs through the worker API
+        assert at.title[0].value.startswith(pid)  # the live page, on that pair
+    finally:
+        for pid in control.active_pairs(raw):
+            control.remove_pair(raw, pid)
+        for ps in before.values():
+            control.put_pair(raw, ps)
