@@ -326,6 +326,8 @@ class TaggedId(bytes):
 
 def ack_groups(ids: list[bytes], stream: str) -> dict[str, list[bytes]]:
     """The ids to acknowledge, by stream: a TaggedId's own, else `stream`."""
+    if all(type(eid) is bytes for eid in ids):  # one stream's batch (the hot path): no lookup per id
+        return {stream: ids} if ids else {}
     out: dict[str, list[bytes]] = {}
     for eid in ids:
         out.setdefault(getattr(eid, "stream", stream), []).append(eid)
