@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     # Issue 14: where the other candle shards reach this one's API (registered in shards:candles); empty:
     # http://{API_HOST}:{API_PORT}
     api_advertise_url: str = ""
+    # Issue 14: an analytics shard merges its legs' streams in ingest order; a stream quiet this long stops holding
+    # the others back (worker/multi_consumer.py): the exact order costs up to this much latency on a quiet leg
+    merge_hold_ms: int = Field(100, ge=0, le=10_000)
     log_level: str = "INFO"
     # Optional shared secret. When set, the worker API's writes need `Authorization: Bearer <token>` and the
     # dashboard asks for it before showing anything. Empty: no authentication (loopback-only use).

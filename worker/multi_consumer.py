@@ -8,11 +8,15 @@ run per stream as in `GroupConsumer`. A stream that leaves the set is dropped wi
 handled: those entries stay pending in the group and are re-read if it comes back.
 
 Unordered (candles): each stream's batch goes to the handler on its own (ids are per stream).
-Ordered (analytics): the streams' entries are merged into one order, the ingest order `(recv, id)`, as one stream
-would have given it, so the as-of alignment of a pair's legs sees the same sequence whichever way the ticks were
-partitioned. A merge must not run ahead of a stream that has more to give: entries are handed over only up to the
-smallest last-read key among the streams whose read came back full (`batch` entries, so maybe more behind); the
-rest waits in a buffer for the next round. Ids in a merged batch are `TaggedId`s naming their stream.
+Ordered (analytics): the streams' entries are merged into one order, the ingest order (receive time, then stream,
+then id), as one stream would have given it, so the as-of alignment of a pair's legs sees the same sequence whichever
+way the ticks were partitioned. A merge must not run ahead of a stream that may still get older entries: entries are
+handed over only up to the smallest newest-read key among the streams, except a stream that has come back empty
+for `hold_ms` (a quiet symbol must not stop the others; ingest writes a batch's streams one after the other, so a
+stream briefly behind is normal). The rest waits in a buffer (at most `batch` a stream) for the next round. The
+order is exactly the ingest order whenever the streams of one ingest batch land within `hold_ms` of each other;
+the price is up to `hold_ms` of added latency for a tick whose pair's other leg is quiet. Ids in a merged batch are
+`TaggedId`s naming their stream.
 
 `bound(stream)` tells the analytics warm-up where the handler's input of a stream stands, as an XREVRANGE `max`.
 """
@@ -36,17 +40,18 @@ from worker.consumer import AnyEntry, GroupConsumer, Handler, Stopped, TaggedId
 log = logging.getLogger(__name__)
 
 IDLE_WAIT_S = 0.02  # every stream was empty: poll again this much later (a blocking read cannot span nodes)
-OrderKey = tuple[int, int, int, str]
+OrderKey = tuple[int, str, int, int]
+HOLD_MS = 100
 
 
 def order_key(stream: str, entry_id: bytes, fields: Any) -> OrderKey:
-    """The ingest order of an entry of any stream: its receive time (ns), then its id, then the stream name."""
+    """The ingest order of an entry of any stream: its receive time (ns), then the stream name, then its id."""
     try:
         recv = int(fields[b"recv"]) if not isinstance(fields, list) else int(fields[fields.index(b"recv") + 1])
     except (KeyError, ValueError, IndexError, TypeError):  # not a tick: first, so it is quarantined at once
         recv = -1
     ms, _, seq = entry_id.partition(b"-")
-    return recv, int(ms), int(seq or 0), stream
+    return recv, stream, int(ms), int(seq or 0)
 
 
 def join_at_zero(r: redis.Redis, stream: str, group: str) -> None:
@@ -69,16 +74,18 @@ def join_at_end(r: redis.Redis, stream: str, group: str) -> None:
 
 class MultiStreamConsumer(GroupConsumer):
     def __init__(self, r: redis.Redis, streams: Callable[[], Sequence[str]], group: str, consumer: str,
-                 handler: Handler, *, ordered: bool = False,
+                 handler: Handler, *, ordered: bool = False, hold_ms: int = HOLD_MS,
                  join: Callable[[redis.Redis, str, str], None] = join_at_zero, **options: Any) -> None:
         super().__init__(r, "", group, consumer, handler, **options)
         self.streams = streams
         self.ordered = ordered
+        self.hold_s = hold_ms / 1000
+        self.newest: dict[str, OrderKey] = {}  # stream -> key of the newest entry read
+        self.empty_since: dict[str, float] = {}  # stream -> when its reads started coming back empty
         self.join = join
         self.active: dict[str, bool] = {}  # stream -> its pending entries still to re-read
         self.fed: dict[str, str] = {}  # stream -> XREVRANGE max of what the handler has had
         self.buffers: dict[str, deque[tuple[OrderKey, AnyEntry]]] = {}
-        self.full: dict[str, bool] = {}
         self._lock = threading.RLock()  # bound() is called by the handler, from this thread or its idle thread
 
     def _batch_of(self, stream: str, entries: list[AnyEntry]) -> list[AnyEntry]:
@@ -109,7 +116,6 @@ class MultiStreamConsumer(GroupConsumer):
         self.join(self.r, stream, self.group)
         self.fed[stream] = self._position(stream)
         self.buffers[stream] = deque()
-        self.full[stream] = False
         self.active[stream] = True
 
     def bound(self, stream: str) -> str:
@@ -124,7 +130,7 @@ class MultiStreamConsumer(GroupConsumer):
         wanted = list(dict.fromkeys(self.streams()))
         with self._lock:
             for stream in [s for s in self.active if s not in wanted]:
-                for table in (self.active, self.fed, self.buffers, self.full):
+                for table in (self.active, self.fed, self.buffers, self.newest, self.empty_since):
                     table.pop(stream, None)  # type: ignore[attr-defined]
             for stream in wanted:
                 if stream not in self.active:
@@ -156,14 +162,33 @@ class MultiStreamConsumer(GroupConsumer):
             if isinstance(reply, Exception):
                 raise reply
             entries = self._reply_entries(reply)
-            self.full[stream] = len(entries) >= self.batch
             got += len(entries)
             if not self.ordered:
                 self._process(entries, stream)
             elif stream in self.buffers:
-                self.buffers[stream].extend((order_key(stream, eid, f), (TaggedId(eid, stream), f))
-                                            for eid, f in entries)
+                self._buffer(stream, entries)
         return self._hand_over() if self.ordered else got
+
+    def _buffer(self, stream: str, entries: list[AnyEntry]) -> None:
+        if not entries:
+            self.empty_since.setdefault(stream, time.monotonic())
+            return
+        self.empty_since.pop(stream, None)
+        keyed = [(order_key(stream, eid, f), (TaggedId(eid, stream), f)) for eid, f in entries]
+        self.buffers[stream].extend(keyed)
+        self.newest[stream] = keyed[-1][0]
+
+    def _watermark(self) -> OrderKey | None:
+        """The newest key that may be handed over (None: everything), or () while a stream that never gave an entry
+        has not been quiet for hold_ms yet."""
+        now = time.monotonic()
+        limits: list[Any] = []
+        for stream in self.active:
+            quiet = self.empty_since.get(stream)
+            if quiet is not None and now - quiet >= self.hold_s and not self.buffers[stream]:
+                continue
+            limits.append(self.newest.get(stream, ()))
+        return min(limits) if limits else None
 
     def _reply_entries(self, reply: Any) -> list[AnyEntry]:
         if not reply:
@@ -176,8 +201,7 @@ class MultiStreamConsumer(GroupConsumer):
     def _hand_over(self) -> int:
         """Merge the buffered entries up to the watermark, in ingest order, into one batch for the handler."""
         with self._lock:  # never while the handler runs: it may wait for this lock in `bound`
-            limits = [buf[-1][0] for s, buf in self.buffers.items() if buf and self.full[s]]
-            mark = min(limits) if limits else None
+            mark = self._watermark()
             runs = []
             for buf in self.buffers.values():
                 run = []

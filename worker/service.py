@@ -143,7 +143,8 @@ class Worker:
     def _add_analytics_shard(self, handler: AnalyticsHandler, consumer: str) -> None:
         """The owned pairs' legs' streams, merged in ingest order, with the shard's own group."""
         c = MultiStreamConsumer(self.r, handler.streams, group_name(self.spec), consumer, handler, ordered=True,
-                                join=handler.shard.join, **self._options(status_name(self.spec)))  # type: ignore[arg-type]
+                                hold_ms=self.settings.merge_hold_ms, join=handler.shard.join,
+                                **self._options(status_name(self.spec)))  # type: ignore[arg-type]
         handler.shard.bound = c.bound
         self.consumers["analytics"] = (c, handler)
 

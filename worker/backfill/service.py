@@ -28,7 +28,8 @@ from typing import Any
 
 import redis
 
-from qs_common import codec, control
+from qs_common import codec, control, keys
+from qs_common.partition import ShardSpec
 from qs_common.settings import Settings
 from qs_common.venues.binance.config import KLINES_PAGE_LIMIT
 from qs_common.venues.binance.klines import VENUE_INTERVALS, KlineError
@@ -57,9 +58,14 @@ class BackfillService:
         self.r = r
         self.shared_client = client  # the worker's REST client (shared with the API's symbol check), or our own
         self.registry = control.Watcher(r)
-        self.symbols: tuple[str, ...] = settings.symbols  # the active set, once the registry was read
+        # issue 14: a candle shard (SHARD=k/N) backfills and checks only the symbols it owns, and reads every gap
+        # record with a gap group of its own (a shared group would hand each gap to one shard only)
+        spec = ShardSpec.parse(settings.shard)
+        self.owns = spec.owns
+        self.symbols: tuple[str, ...] = tuple(filter(self.owns, settings.symbols))  # once the registry was read
         self.rest = RestCandleStore(store)
-        self.gap_reader = GapReader(r, consumer)
+        self.gap_reader = GapReader(r, consumer, group=keys.GAPS_GROUP if spec.whole else
+                                    f"{keys.GAPS_GROUP}-{keys.shard_label(spec.index, spec.count)}")
         self.lookback_ms = int(settings.backfill_lookback_h * 3_600_000)
         self.intervals = [i for i in STORED_INTERVALS if i in VENUE_INTERVALS[settings.venue]]
         # Read before the candle consumer starts: what the last run left is what start-up must extend.
@@ -84,6 +90,7 @@ class BackfillService:
         self._last_scan = 0.0
         self.scans = 0
         self.check = KlineCheck(settings, self.rest, self.intervals, self.lookback_ms)
+        self.check.symbols = self.symbols
         self._last_check = 0.0
 
     # -- lifecycle -------------------------------------------------------------------------------------
@@ -173,7 +180,7 @@ class BackfillService:
         seen = self.registry.poll()
         if seen is None:
             return
-        active = seen[0]
+        active = tuple(filter(self.owns, seen[0]))
         added = [s for s in active if s not in self.symbols]
         self.symbols = active
         self.check.symbols = active
@@ -205,7 +212,7 @@ class BackfillService:
             return
         span = plan.clip_to_lookback(gap.start_ms, gap.end_ms, now_ms, self.lookback_ms)
         jobs: list[Job] = []
-        for symbol in gap.symbols:
+        for symbol in filter(self.owns, gap.symbols):
             for job in plan.span_jobs(symbol, *span, "gap", self.intervals) if span else []:
                 self._add_job(job)
                 jobs.extend(j for j in self.jobs if j.key == job.key)
