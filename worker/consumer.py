@@ -216,6 +216,8 @@ class GroupConsumer:
                 return []
             # RESP2: [[stream, entries]]; RESP3: {stream: entries}; an entry is [id, [name, value, ...] or None]
             entries = next(iter(raw.values())) if isinstance(raw, dict) else raw[0][1]
+            if start == ">":  # new entries always have fields: hand over hiredis' [id, fields] pairs as they are
+                return entries  # type: ignore[no-any-return]
             return [(e[0], e[1] or None) for e in entries]
         reply: Any = self.r.xreadgroup(self.group, self.consumer, {stream: start}, count=self.batch, block=block)
         return self._entries(reply[0][1]) if reply else []
@@ -285,7 +287,8 @@ class GroupConsumer:
                         self._claim_abandoned()
                     fresh = self._read(">", self.block_ms)
                     if fresh:
-                        self._process([(eid, fields) for eid, fields in fresh if fields is not None])
+                        self._process(fresh if self._raw is not None else
+                                      [(eid, fields) for eid, fields in fresh if fields is not None])
                 return
             except Stopped:
                 return
