@@ -22,7 +22,7 @@ from worker.pair_slots import Plan, pair_config, plan
 PID = "ETHUSDT/BTCUSDT"
 STREAM = "stream:ticks"  # Settings().ticks_stream
 NOT_METRICS = {"v", "pair", "ts", "recv_ns", "y", "x", "adf_verdict", "window", "window_ms", "beta_source",
-               "price_source", "z_entry", "z_exit"}
+               "price_source", "z_entry", "z_exit", "shard"}
 
 
 @pytest.fixture(scope="module")
