@@ -323,6 +323,10 @@ class TaggedId(bytes):
             return self.stream == other.stream and bytes.__eq__(self, other)
         return NotImplemented
 
+    def __ne__(self, other: object) -> bool:  # bytes has its own __ne__, which would ignore the stream
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
     def __hash__(self) -> int:
         return hash((self.stream, bytes(self)))
 
