@@ -96,6 +96,14 @@ def fallback_pair(cfg: Settings, reg: Registry) -> PairSettings:
     return control.default_pair(cfg, y, x)
 
 
+def shown_order(active: tuple[str, ...], configured: tuple[str, ...]) -> tuple[str, ...]:
+    """The active symbols in the order SYMBOLS lists them, then the ones added at run time (sorted); the
+    configured ones while the registry is unreadable."""
+    if not active:
+        return tuple(configured)
+    return (*(s for s in configured if s in active), *(s for s in active if s not in configured))
+
+
 def choose_pair(cfg: Settings, reg: Registry) -> tuple[PairSettings, bool]:
     options = list(reg.pairs)
     if not options:
@@ -122,7 +130,7 @@ def render(cfg: Settings) -> Controls:
         tz = st.selectbox("Time zone", _zones(), index=0, key="tz")
         refresh = st.selectbox("Refresh", list(REFRESH), index=0, key="refresh")
     return Controls(
-        symbols=reg.symbols or tuple(cfg.symbols),
+        symbols=shown_order(reg.symbols, cfg.symbols),
         y=ps.y,
         x=ps.x,
         interval=str(interval),

@@ -193,7 +193,7 @@ def test_markets_lists_engine_metrics_of_every_active_symbol_with_csv(r: redis.R
                                                  "garch_sigma_next_ann": 14.5, "garch_fitted_ms": 1723161600000}))
     at = open_app("markets.py")
     table = next(d.value for d in at.dataframe if "momentum (bps/min)" in d.value)
-    assert list(table["symbol"]) == ["BTCUSDT", "ETHUSDT"]
+    assert list(table["symbol"]) == ["ETHUSDT", "BTCUSDT"]  # in SYMBOLS' order
     btc = table.set_index("symbol").loc["BTCUSDT"]
     assert (btc["momentum (bps/min)"], btc["price z"], btc["annualised vol"]) == (-1.25, 0.5, 0.55)
     assert btc["GARCH σ next (%/1m)"] == 0.02  # the fit's own key is newer than the copy in symbol:stats

@@ -12,6 +12,7 @@ import pandas as pd
 from dashboard import control_api, engine_view
 from dashboard.features import SYMBOL_METRICS, symbol_metrics
 from dashboard.safe import csv_text
+from dashboard.sidebar import shown_order
 from qs_common.control import PairSettings
 
 PS = PairSettings(y="ETHUSDT", x="BTCUSDT", window=300, beta_source="kalman", price_source="mid")
@@ -107,3 +108,9 @@ def test_engine_form_sends_only_what_changed() -> None:
     assert control_api.changes(PS, wanted) == {"window": 120, "obs_noise": 2.0}
     assert control_api.changes(PS, {**PS.model_dump(), "nope": 1}) == {}
     assert set(control_api.REGRESSION_OF) == set(PairSettings.model_fields["beta_source"].annotation.__args__)
+
+
+def test_symbols_are_shown_in_the_configured_order_then_the_added_ones() -> None:
+    active = ("ADAUSDT", "BTCUSDT", "ETHUSDT", "SOLUSDT")  # the registry's, sorted
+    assert shown_order(active, ("ETHUSDT", "BTCUSDT", "XRPUSDT")) == ("ETHUSDT", "BTCUSDT", "ADAUSDT", "SOLUSDT")
+    assert shown_order((), ("ETHUSDT", "BTCUSDT")) == ("ETHUSDT", "BTCUSDT")
