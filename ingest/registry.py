@@ -1,6 +1,6 @@
 """Ingest follows the live registry of symbols (`qs_common.control`): the set a running feed subscribes.
 
-Once a second it asks Redis whether `control:version` moved (one GET); when it did, the new set is applied to the
+Once a second it asks Redis whether `{control}:version` moved (one GET); when it did, the new set is applied to the
 source (SUBSCRIBE / UNSUBSCRIBE on the open connections) and to the parser's subscribed set. A symbol is added to
 the parser's set before the source subscribes it and removed only after the venue confirmed the UNSUBSCRIBE, so
 the frames in flight either way are published, not dead-lettered as unsubscribed. Changes that arrive while one

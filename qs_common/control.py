@@ -2,14 +2,14 @@
 
 One place for the vocabulary of issue 10. The registry lives in Redis so that every process (ingest, each
 worker role, the API, the dashboard) and every restart sees the same sets; `SYMBOLS` and `PAIRS` only seed it,
-once, on a Redis that has never held it (`control:seeded`).
+once, on a Redis that has never held it (`{control}:seeded`).
 
 Keys (documented in docs/contracts.md):
-- `control:symbols`  SET of active symbols (upper case).
-- `control:pairs`    HASH pair id `Y/X` -> `PairSettings` JSON.
-- `control:version`  INTEGER, incremented by every change: processes poll it (cheap, once a second) and reread
-                     the sets only when it moved, so a change reaches every engine within a second.
-- `control:seeded`   STRING, set once when the sets were seeded from the settings.
+- `{control}:symbols`  SET of active symbols (upper case).
+- `{control}:pairs`    HASH pair id `Y/X` -> `PairSettings` JSON.
+- `{control}:version`  INTEGER, incremented by every change: processes poll it (cheap, once a second) and reread
+                       the sets only when it moved, so a change reaches every engine within a second.
+- `{control}:seeded`   STRING, set once when the sets were seeded from the settings.
 
 A pair's path form in the API is `Y-X` (`/pairs/SOLUSDT-BTCUSDT`): `/` cannot appear in a path segment.
 Validation against the venue (the symbol exists and trades) is the API's job, before it calls `add_symbol`.
@@ -26,15 +26,16 @@ import redis
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from qs_analytics import defaults as d
-from qs_common.redis_client import transactional
 from qs_common.symbols import is_symbol
 
 log = logging.getLogger(__name__)
 
-SYMBOLS_KEY = "control:symbols"
-PAIRS_KEY = "control:pairs"
-VERSION_KEY = "control:version"
-SEEDED_KEY = "control:seeded"
+# One hash tag for all four keys: in a Redis Cluster they share a slot, so every registry change stays one
+# WATCH/MULTI transaction there as on a single node.
+SYMBOLS_KEY = "{control}:symbols"
+PAIRS_KEY = "{control}:pairs"
+VERSION_KEY = "{control}:version"
+SEEDED_KEY = "{control}:seeded"
 
 # Binance allows 1,024 streams per connection; each symbol takes 2 (@trade, @bookTicker) or 3 with depth. The
 # registry itself is bounded so a runaway script cannot make every process track thousands of engines.
@@ -155,40 +156,15 @@ def default_pair(settings: object, y: str, x: str) -> PairSettings:
     )
 
 
-class _ClusterTxn:
-    """A Redis Cluster cannot WATCH or MULTI across slots, and the registry's keys are in different slots: there
-    the reads of a transaction function run at once and its writes (after `multi()`) go in one non-transactional
-    pipeline. Two writers racing may then interleave (on a single node WATCH prevents it); the registry's writers
-    are the worker API and the first start's seed, whose writes are idempotent."""
-
-    def __init__(self, r: redis.Redis) -> None:
-        self._r = r
-        self._pipe: Any = None
-
-    def multi(self) -> None:
-        self._pipe = self._r.pipeline(transaction=False)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._pipe if self._pipe is not None else self._r, name)
-
-    def execute(self) -> list[Any]:
-        return self._pipe.execute() if self._pipe is not None else []
-
-
 def _transaction(r: redis.Redis, txn: Callable[[Any], Any], *watch: str, value_from_callable: bool = False) -> Any:
-    """`r.transaction` on a single node; on a Redis Cluster the same function without WATCH (see _ClusterTxn)."""
-    if transactional(r):
-        return r.transaction(txn, *watch, value_from_callable=value_from_callable)
-    shim = _ClusterTxn(r)
-    value = txn(shim)
-    results = shim.execute()
-    return value if value_from_callable else results
+    """`r.transaction`: WATCH + MULTI, on a single node and on a Redis Cluster alike (the keys share a slot)."""
+    return r.transaction(txn, *watch, value_from_callable=value_from_callable)
 
 
 def seed(r: redis.Redis, settings: object) -> bool:
     """Seed the registry from SYMBOLS/PAIRS once per Redis; True when this call seeded it.
 
-    Safe to race and to crash: the check of `control:seeded` and every write are one transaction (WATCH), so
+    Safe to race and to crash: the check of `{control}:seeded` and every write are one transaction (WATCH), so
     exactly one process seeds, and never half of it."""
     symbols = tuple(getattr(settings, "symbols", ()))
     legs = settings.pair_legs() if hasattr(settings, "pair_legs") else []
@@ -264,7 +240,7 @@ def add_symbol(r: redis.Redis, symbol: str) -> bool:
     sym = normal_symbol(symbol)
     if r.scard(SYMBOLS_KEY) >= MAX_SYMBOLS and not r.sismember(SYMBOLS_KEY, sym):  # type: ignore[operator]
         raise ControlError(f"at most {MAX_SYMBOLS} active symbols")
-    pipe = r.pipeline(transaction=transactional(r))
+    pipe = r.pipeline(transaction=True)
     pipe.sadd(SYMBOLS_KEY, sym)
     pipe.incr(VERSION_KEY)
     added, _ = pipe.execute()
@@ -299,7 +275,7 @@ def put_pair(r: redis.Redis, ps: PairSettings) -> bool:
     new_legs = [s for s in (ps.y, ps.x) if not r.sismember(SYMBOLS_KEY, s)]
     if new_legs and r.scard(SYMBOLS_KEY) + len(new_legs) > MAX_SYMBOLS:  # type: ignore[operator]
         raise ControlError(f"at most {MAX_SYMBOLS} active symbols")
-    pipe = r.pipeline(transaction=transactional(r))
+    pipe = r.pipeline(transaction=True)
     pipe.sadd(SYMBOLS_KEY, ps.y, ps.x)
     pipe.hset(PAIRS_KEY, ps.id, ps.model_dump_json())
     pipe.incr(VERSION_KEY)
@@ -331,7 +307,7 @@ def update_pair(r: redis.Redis, pid: str, changes: object) -> PairSettings:
 def remove_pair(r: redis.Redis, pid: str) -> bool:
     """Remove a pair (`Y/X` or `Y-X`); its legs stay active. True when it existed."""
     y, x = parse_pair_id(pid)
-    pipe = r.pipeline(transaction=transactional(r))
+    pipe = r.pipeline(transaction=True)
     pipe.hdel(PAIRS_KEY, pair_id(y, x))
     pipe.incr(VERSION_KEY)
     removed, _ = pipe.execute()
@@ -339,7 +315,7 @@ def remove_pair(r: redis.Redis, pid: str) -> bool:
 
 
 class Watcher:
-    """Polls `control:version` and rereads the registry only when it moved: `poll()` returns the new
+    """Polls `{control}:version` and rereads the registry only when it moved: `poll()` returns the new
     (symbols, pairs) after a change (and on the first call), else None. One GET a call."""
 
     def __init__(self, r: redis.Redis) -> None:

@@ -1,6 +1,6 @@
 """The registry as the analytics consumer runs it: the active symbols and one warmed engine per active pair.
 
-`LivePairs.poll` reads `control:version` at most once a second (one GET); when it moved, it rereads the registry
+`LivePairs.poll` reads `{control}:version` at most once a second (one GET); when it moved, it rereads the registry
 and applies the difference: a new pair gets an aligner and engine, a removed one is dropped, a pair whose engine
 settings changed gets a fresh engine with the new PairConfig, and every new engine is warmed from the tick
 stream's recent history (worker/warmup.py) before the consumer goes on.

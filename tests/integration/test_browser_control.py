@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from qs_common import control
 from tests.conftest import python_module, service_env
 from tests.integration.browser_util import Chromium, dashboard_server, start_redis
 from tests.integration.procs import Proc, WorkerProc
@@ -94,7 +95,7 @@ def test_add_a_pair_and_change_its_window_from_the_sidebar(browser: Chromium, tm
             b.wait_for("document.querySelector('h1') && document.querySelector('h1').innerText"
                        ".startsWith('SOLUSDT/BTCUSDT')", 60)  # fmt: skip
             r = redis.Redis.from_url(url)
-            assert r.hexists("control:pairs", "SOLUSDT/BTCUSDT")
+            assert r.hexists(control.PAIRS_KEY, "SOLUSDT/BTCUSDT")
             before = engine_caption(b, 40)  # the worker computes the new pair, with the deployment's window
             z_before = engine_z(before)
             b.screenshot(ARTIFACTS / "control_pair_added.png")
@@ -105,7 +106,7 @@ def test_add_a_pair_and_change_its_window_from_the_sidebar(browser: Chromium, tm
             b.call("Input.insertText", text="12")
             click(b, button("Apply to the engine"))
             after = engine_caption(b, 12)
-            stored = json.loads(r.hget("control:pairs", "SOLUSDT/BTCUSDT") or b"{}")
+            stored = json.loads(r.hget(control.PAIRS_KEY, "SOLUSDT/BTCUSDT") or b"{}")
             assert stored["window"] == 12
             # the engine's headline z is now over 12 observations, not 40: a different number (the page reruns
             # with the new entries until it is, or the wait fails)
