@@ -10,13 +10,13 @@ handled: those entries stay pending in the group and are re-read if it comes bac
 Unordered (candles): each stream's batch goes to the handler on its own (ids are per stream).
 Ordered (analytics): the streams' entries are merged into one order, the ingest order (receive time, then stream,
 then id), as one stream would have given it, so the as-of alignment of a pair's legs sees the same sequence whichever
-way the ticks were partitioned. A merge must not run ahead of a stream that may still get older entries: entries are
-handed over only up to the smallest newest-read key among the streams, except a stream that has come back empty
-for `hold_ms` (a quiet symbol must not stop the others; ingest writes a batch's streams one after the other, so a
-stream briefly behind is normal). The rest waits in a buffer (at most `batch` a stream) for the next round. The
-order is exactly the ingest order whenever the streams of one ingest batch land within `hold_ms` of each other;
-the price is up to `hold_ms` of added latency for a tick whose pair's other leg is quiet. Ids in a merged batch are
-`TaggedId`s naming their stream.
+way the ticks were partitioned. A merge must not run ahead of a stream that may still get older entries: an entry is
+handed over once every stream has given an entry at least as new (the smallest of the streams' newest keys), or once
+it has waited `hold_ms` since it was read (a quiet symbol must not stop the others; ingest writes a batch's streams
+one after the other, so one stream briefly behind the others is normal). The rest waits in a buffer (at most
+`batch` a stream). The order is exactly the ingest order whenever the streams of one ingest batch land within
+`hold_ms` of each other; the price is up to `hold_ms` of added latency for a tick whose pair's other leg is quiet.
+Ids in a merged batch are `TaggedId`s naming their stream.
 
 `bound(stream)` tells the analytics warm-up where the handler's input of a stream stands, as an XREVRANGE `max`.
 """
@@ -81,11 +81,10 @@ class MultiStreamConsumer(GroupConsumer):
         self.ordered = ordered
         self.hold_s = hold_ms / 1000
         self.newest: dict[str, OrderKey] = {}  # stream -> key of the newest entry read
-        self.empty_since: dict[str, float] = {}  # stream -> when its reads started coming back empty
         self.join = join
         self.active: dict[str, bool] = {}  # stream -> its pending entries still to re-read
         self.fed: dict[str, str] = {}  # stream -> XREVRANGE max of what the handler has had
-        self.buffers: dict[str, deque[tuple[OrderKey, AnyEntry]]] = {}
+        self.buffers: dict[str, deque[tuple[OrderKey, float, AnyEntry]]] = {}  # (key, when read, entry)
         self._lock = threading.RLock()  # bound() is called by the handler, from this thread or its idle thread
 
     def _batch_of(self, stream: str, entries: list[AnyEntry]) -> list[AnyEntry]:
@@ -130,7 +129,7 @@ class MultiStreamConsumer(GroupConsumer):
         wanted = list(dict.fromkeys(self.streams()))
         with self._lock:
             for stream in [s for s in self.active if s not in wanted]:
-                for table in (self.active, self.fed, self.buffers, self.newest, self.empty_since):
+                for table in (self.active, self.fed, self.buffers, self.newest):
                     table.pop(stream, None)  # type: ignore[attr-defined]
             for stream in wanted:
                 if stream not in self.active:
@@ -171,24 +170,26 @@ class MultiStreamConsumer(GroupConsumer):
 
     def _buffer(self, stream: str, entries: list[AnyEntry]) -> None:
         if not entries:
-            self.empty_since.setdefault(stream, time.monotonic())
             return
-        self.empty_since.pop(stream, None)
-        keyed = [(order_key(stream, eid, f), (TaggedId(eid, stream), f)) for eid, f in entries]
+        now = time.monotonic()
+        keyed = [(order_key(stream, eid, f), now, (TaggedId(eid, stream), f)) for eid, f in entries]
         self.buffers[stream].extend(keyed)
         self.newest[stream] = keyed[-1][0]
 
-    def _watermark(self) -> OrderKey | None:
-        """The newest key that may be handed over (None: everything), or () while a stream that never gave an entry
-        has not been quiet for hold_ms yet."""
-        now = time.monotonic()
-        limits: list[Any] = []
-        for stream in self.active:
-            quiet = self.empty_since.get(stream)
-            if quiet is not None and now - quiet >= self.hold_s and not self.buffers[stream]:
-                continue
-            limits.append(self.newest.get(stream, ()))
-        return min(limits) if limits else None
+    def _watermark(self) -> Any:
+        """The newest key that may be handed over: every stream has given one as new, or an entry that new has
+        waited hold_ms (the empty tuple, older than any key: nothing yet)."""
+        mark: Any = min((self.newest.get(s, ()) for s in self.active), default=())
+        waited = time.monotonic() - self.hold_s
+        for buf in self.buffers.values():
+            aged = None
+            for key, read_at, _ in buf:  # read in order: the aged entries are a prefix
+                if read_at > waited:
+                    break
+                aged = key
+            if aged is not None and aged > mark:
+                mark = aged
+        return mark
 
     def _reply_entries(self, reply: Any) -> list[AnyEntry]:
         if not reply:
@@ -205,8 +206,9 @@ class MultiStreamConsumer(GroupConsumer):
             runs = []
             for buf in self.buffers.values():
                 run = []
-                while buf and (mark is None or buf[0][0] <= mark):
-                    run.append(buf.popleft())
+                while buf and buf[0][0] <= mark:
+                    key, _, entry = buf.popleft()
+                    run.append((key, entry))
                 if run:
                     runs.append(run)
         if not runs:
