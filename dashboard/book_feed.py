@@ -7,12 +7,13 @@ from typing import Any
 
 from dashboard import data
 from qs_common import keys
+from qs_common.redis_client import get_many
 
 
 def _many(key_of: Any, symbols: list[str]) -> dict[str, dict[str, Any] | None]:
     if not symbols:
         return {}
-    raws = data.redis_call(data.rds().mget, [key_of(s) for s in symbols])
+    raws = data.redis_call(get_many, data.rds(), [key_of(s) for s in symbols])
     return {s: data._loads(raw) for s, raw in zip(symbols, raws, strict=True)}
 
 

@@ -19,7 +19,7 @@ import streamlit as st
 from pydantic import ValidationError
 
 from qs_common import intervals, keys, status
-from qs_common.redis_client import connect
+from qs_common.redis_client import connect, get_many
 from qs_common.settings import Settings, describe_error
 
 CANDLE_FLOATS = ("open", "high", "low", "close", "volume", "quote_volume", "taker_buy_volume", "vwap")
@@ -177,12 +177,12 @@ def _json_get(key: str) -> dict[str, Any] | None:
 
 def forming_candles(symbols: list[str], interval: str) -> dict[str, dict[str, Any] | None]:
     """Several symbols in one round trip (MGET)."""
-    raws = redis_call(rds().mget, [keys.forming_candle_key(s, interval) for s in symbols])
+    raws = redis_call(get_many, rds(), [keys.forming_candle_key(s, interval) for s in symbols])
     return {s: _loads(raw) for s, raw in zip(symbols, raws, strict=True)}
 
 
 def books(symbols: list[str]) -> dict[str, dict[str, Any] | None]:
-    raws = redis_call(rds().mget, [keys.latest_book_key(s) for s in symbols])
+    raws = redis_call(get_many, rds(), [keys.latest_book_key(s) for s in symbols])
     return {s: _loads(raw) for s, raw in zip(symbols, raws, strict=True)}
 
 
@@ -192,7 +192,7 @@ def symbol_records(symbols: list[str]) -> dict[str, dict[str, Any]]:
     if not symbols:
         return {}
     names = [k for s in symbols for k in (keys.symbol_stats_key(s), keys.garch_key(s))]
-    raws = redis_call(rds().mget, names)
+    raws = redis_call(get_many, rds(), names)
     out: dict[str, dict[str, Any]] = {}
     for i, sym in enumerate(symbols):
         out[sym] = {**(_loads(raws[2 * i]) or {}), **(_loads(raws[2 * i + 1]) or {})}  # the fit's own key is the newest

@@ -42,3 +42,13 @@ def is_cluster(client: object) -> bool:
 def transactional(client: object) -> bool:
     """Whether a pipeline of this client may be a MULTI over keys of different slots (single node only)."""
     return not is_cluster(client)
+
+
+def get_many(client: redis.Redis, names: list[str]) -> list[Any]:
+    """MGET of keys that may live in different slots: one MGET on a single node; on a Redis Cluster one per node
+    (`mget_nonatomic`), since a cross-slot MGET is refused there. Values in the order of `names`."""
+    if not names:
+        return []
+    if is_cluster(client):
+        return list(client.mget_nonatomic(names))  # type: ignore[attr-defined]
+    return list(client.mget(names))  # type: ignore[arg-type]

@@ -25,7 +25,7 @@ from qs_analytics.backtest_metrics import periods_per_year
 from qs_analytics.coint import MIN_POINTS
 from qs_analytics.garch import fit_garch
 from qs_analytics.scanner import scan_pairs
-from qs_common import control, intervals, keys
+from qs_common import control, intervals, keys, redis_client
 from qs_common.settings import Settings
 from qs_common.status import write_status
 from worker.research_store import ResearchStore
@@ -117,7 +117,7 @@ class ResearchService:
         if self.r is None:
             return out
         try:
-            raws = self.r.mget([keys.latest_book_key(s) for s in symbols])
+            raws = redis_client.get_many(self.r, [keys.latest_book_key(s) for s in symbols])
         except (redis.RedisError, OSError):
             return out
         for i, raw in enumerate(raws):  # type: ignore[arg-type]

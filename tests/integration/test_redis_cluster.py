@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from qs_common.partition import tag
-from qs_common.redis_client import connect, is_cluster, transactional
+from qs_common.redis_client import connect, get_many, is_cluster, transactional
 from tests.cluster import RedisClusterServers, start_cluster
 
 pytestmark = pytest.mark.integration
@@ -45,3 +45,13 @@ def test_client_reaches_every_node_and_groups_work_per_tagged_stream(cluster: Re
 def test_single_node_mode_is_unchanged(redis_server: object) -> None:
     r = connect(redis_server.url)  # type: ignore[attr-defined]
     assert not is_cluster(r) and transactional(r) and r.ping()
+
+
+def test_get_many_reads_keys_of_every_node_in_order(cluster: RedisClusterServers) -> None:
+    r = connect(cluster.url, cluster=True, socket_timeout=5)
+    names = [f"book:latest:S{i}USDT" for i in range(20)]
+    assert len({cluster.master_of(n).port for n in names}) > 1  # a plain MGET of these is refused on a cluster
+    for i, n in enumerate(names[::2]):
+        r.set(n, str(i))
+    assert get_many(r, names) == [str(i // 2).encode() if i % 2 == 0 else None for i in range(20)]
+    assert get_many(r, []) == []
