@@ -127,6 +127,9 @@ def status_missing(name: str, env: Mapping[str, str]) -> str | None:
     from qs_common.redis_client import connect
 
     cluster = TypeAdapter(bool).validate_python(env.get("REDIS_CLUSTER", "false"))  # the settings' rule
+    shard = running_shard(env)
+    if shard is not None and not shard.whole:  # a shard k/N's record is NAME-{k}of{N} (worker/analytics_shard.py)
+        name = f"{name}-{shard.index}of{shard.count}"
     try:
         client = connect(env.get("REDIS_URL", "redis://localhost:6379/0"), cluster, socket_timeout=3)
         return None if client.exists(status_key(name)) else f"no {status_key(name)} record"
