@@ -71,7 +71,7 @@ def trade_frame(raw: bytes) -> TradeFrame | None:
     """The frame if the schema accepts it as a trade frame; None: ask the schema (it may still accept it)."""
     try:
         frame = _TRADE.decode(raw)
-    except msgspec.DecodeError:  # also msgspec.ValidationError
+    except (msgspec.DecodeError, RecursionError):  # DecodeError covers ValidationError; deep objects recurse
         return None
     d = frame.data
     return frame if _TRADE_TEXTS.fullmatch(f"{d.s} {d.p} {d.q}") else None
@@ -81,7 +81,7 @@ def book_frame(raw: bytes) -> BookTickerFrame | None:
     """The frame if the schema accepts it as a book-ticker frame; None: ask the schema."""
     try:
         frame = _BOOK.decode(raw)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return None
     d = frame.data
     return frame if _BOOK_TEXTS.fullmatch(f"{d.s} {d.b} {d.B} {d.a} {d.A}") else None

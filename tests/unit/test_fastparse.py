@@ -126,3 +126,12 @@ def test_the_fast_path_takes_every_recorded_trade_and_book_ticker():
             assert isinstance(result, (Trade, BookTicker)) and result == parse_frame_schema(recv_ns, raw, RULES)
             taken += 1
     assert taken > 10_000
+
+
+def test_deeply_nested_frames_fall_back_to_the_schema_never_raise():
+    # msgspec raises RecursionError (not a DecodeError) on objects nested 100,000 deep
+    for kind in (b"btcusdt@trade", b"btcusdt@bookTicker"):
+        for body in (b'{"a":' * 100_000 + b"1" + b"}" * 100_000, b"[" * 100_000 + b"]" * 100_000):
+            raw = b'{"stream":"' + kind + b'","data":' + body + b"}"
+            assert (fastparse.trade_frame(raw) if b"trade" in kind else fastparse.book_frame(raw)) is None
+            assert parse_frame(RECV_NS, raw, RULES) == parse_frame_schema(RECV_NS, raw, RULES)
