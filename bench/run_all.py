@@ -94,7 +94,7 @@ def run_worker(plan: Plan, url: str, r: Any, tmp: Path, out: list[Figure]) -> No
         setup = bench_latency.add_rules if role == "analytics" else None
         res = bench_pipeline.worker_run(url, r, plan.ticks, tmp, f"{role}-alone", role=role, setup=setup, **extra)
         steady, overall, note = res[role]
-        out.append(Figure(f"worker, {role} group", bench_pipeline.fmt(steady) + "/s", load(),
+        out.append(Figure(f"worker, {role} group", "n/a" if steady is None else f"{steady:,.0f}/s", load(),
                           f"own process; overall {bench_pipeline.fmt(overall)}/s {note}".strip()))
 
 
