@@ -237,6 +237,10 @@ class Worker:
             self.book_fetcher_thread.join(timeout=15)
         if self.research_thread is not None:
             self.research_thread.join(timeout=30)  # a scan in progress finishes (seconds), then DuckDB closes
+        for _, handler in self.consumers.values():
+            hooks = getattr(handler, "webhooks", None)  # the analytics handler's webhook delivery threads
+            if hooks is not None:
+                hooks.close(timeout=5)  # a POST in flight ends within its timeout; unsent alerts stay pending
         if self.server is not None:
             self.server.should_exit = True
             self.api_thread.join(timeout=10)
