@@ -92,7 +92,7 @@ def _schema_data(raw: bytes) -> object:
         return None
 
 
-@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(raw_frames())
 @example(b'{"stream":"btcusdt@trade","data":{"e":"trade","E":1,"s":"BTCUSDT","t":1,"p":"1.0\\n","q":"1","T":1,'
          b'"m":true}}')
