@@ -177,6 +177,15 @@ class PairEngine:
             if len(spreads) > 1:
                 self._hl["half_life_ms"] = hl.half_life * self._z.span_ms() / (len(spreads) - 1)
 
+    def slow_step_due(self, ts_ms: int) -> bool:
+        """Whether the next `update` at `ts_ms` refits Huber or Theil–Sen, or makes the ADF due: milliseconds of
+        work, before which a caller holding computed results can publish them (never false when one follows)."""
+        if self._huber.due_next(ts_ms) or (self._theil is not None and self._theil.due_next(ts_ms)):
+            return True
+        if self._z.n + 1 < MIN_ADF_POINTS:
+            return False
+        return self._adf_ts is None or ts_ms - self._adf_ts >= self.config.adf_every_ms
+
     def adf_due(self, ts_ms: int) -> bool:
         """True when the ADF test should run: enough spreads and `adf_every_ms` since the last run."""
         if self._z.n < MIN_ADF_POINTS:

@@ -77,6 +77,15 @@ class _ScheduledFit:
             and ts_ms - self._last_ts >= self.refit_every_ms
         )
 
+    def due_next(self, ts_ms: int) -> bool:
+        """Whether the next `update` at `ts_ms` refits (the caller can publish what is ready before it)."""
+        if min(len(self._x) + 1, self.window) < self.min_obs:
+            return False
+        if self.last is None or self._since + 1 >= self.refit_every_n:
+            return True
+        every = self.refit_every_ms
+        return every is not None and self._last_ts is not None and ts_ms - self._last_ts >= every
+
     def update(self, ts_ms: int, x: float, y: float) -> FairValueFit | None:
         """Add an observation; refit if due; return the latest fit (None until the first one)."""
         self._x.append(x)

@@ -23,6 +23,7 @@ from dataclasses import asdict
 from typing import Any
 
 import redis
+from threadpoolctl import threadpool_limits
 
 from qs_analytics.alerts import AlertEvaluator, AlertRule
 from qs_analytics.engine import PairConfig
@@ -65,6 +66,11 @@ def _finite(metrics: dict[str, Any]) -> dict[str, float]:
 
 class AnalyticsHandler:
     def __init__(self, settings: Settings, r: redis.Redis) -> None:
+        # One BLAS thread for the process (numpy, scipy and scikit-learn are loaded by now: the limit covers only
+        # loaded libraries). The robust refits solve on ~300 points; OpenBLAS's default thread per core spins
+        # for work on a busy 2-core machine: a Huber refit cost 25 ms of CPU and 97 ms of wall time, 5 ms and
+        # 18 ms with one thread (docs/benchmarks.md, issue 12 analytics).
+        threadpool_limits(1, user_api="blas")
         self.r = r
         self.live = LivePairs(settings, r)  # the registry's pairs and symbols, applied before each batch
         # issue 14: a shard (SHARD=k/M) computes only the pairs and symbols it owns; 0/1 owns everything
@@ -209,6 +215,10 @@ class AnalyticsHandler:
             self.last_event_ms = ts
             for slot in slots or ():  # only the pairs this symbol is a leg of, priced by this kind of tick
                 if slot.skip_until is None or not _replayed(slot, trades, bk, j):
+                    if out and slot.engine.slow_step_due(ts):  # a refit or ADF takes ms: publish what is ready
+                        self._write(out, fired_out, bk, books)
+                        out, fired_out, books = [], [], {}
+                        started = time.monotonic()
                     self._observe(slot, sym, ts, price, recv_ns, out, fired_out)
         self._write(out, fired_out, bk, books)
         return rejected

@@ -105,3 +105,31 @@ def test_config_is_strict():
         PairConfig(windw=10)  # type: ignore[call-arg]
     with pytest.raises(ValidationError):
         PairConfig(beta_source="theilsen", theilsen=False)
+
+
+def test_slow_step_due_announces_every_refit_and_adf_and_only_huber_theilsen_refits_otherwise():
+    # a consumer publishes what it holds when this says a slow step follows: it must never miss one, and for the
+    # robust fits it must be exact (an early publish is harmless, a late one holds entries behind a refit)
+    cfg = PairConfig(window=40, huber_every_n=25, huber_every_ms=3_000, theilsen=True, theilsen_every_n=60,
+                     adf_every_ms=5_000)
+    eng = PairEngine(cfg)
+    x, y = series(600, seed=7)
+    ts = 0
+    refits = adfs = 0
+    for t in range(600):
+        ts += 50 if t % 97 else 4_000  # now and then a gap that makes the time schedules due
+        announced = eng.slow_step_due(ts)
+        z_before = eng._z.n
+        fits = (eng._huber.fits + eng._huber.failures, eng._theil.fits + eng._theil.failures)  # type: ignore[union-attr]
+        robust_due = eng._huber.due_next(ts) or eng._theil.due_next(ts)  # type: ignore[union-attr]
+        eng.update(ts, float(y[t]), float(x[t]))
+        after = (eng._huber.fits + eng._huber.failures, eng._theil.fits + eng._theil.failures)  # type: ignore[union-attr]
+        assert robust_due == (after != fits), t
+        refits += after != fits
+        if eng.adf_due(ts):
+            assert announced, t
+            eng.run_adf(ts)
+            adfs += 1
+        elif announced and after == fits:  # announced for nothing: only while the spread window is not yet growing
+            assert eng._z.n == z_before, t
+    assert refits > 20 and adfs > 3
