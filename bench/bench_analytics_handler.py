@@ -16,6 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import redis
+
 from bench.common import load, machine, preload_ticks, redis_server
 
 
@@ -53,6 +55,25 @@ def main() -> None:
             print(f"  CPU {runs[-1]:.2f} µs/tick (wall {wall:.2f})  observations {st['observations']}"
                   f" published {st['published']}  load {load()}")
         print(f"handler: best CPU {min(runs):.2f} µs/tick ({1e6 / min(runs):,.0f} ticks/s of one core)  load {load()}")
+        warm_ups(r, a.pairs.split(",")[0])
+
+
+def warm_ups(r: redis.Redis, pair: str) -> None:
+    """What a warm-up (issue 10) holds the consumer for: read back, decode and replay, by window."""
+    try:
+        from qs_common.control import PairSettings
+        from qs_common.settings import Settings
+        from worker import warmup
+        from worker.pair_slots import new_slot
+    except ImportError:  # a checkout from before issue 10
+        return
+    y, x = pair.split("/")
+    for window in (300, 5_000, 100_000):
+        slot = new_slot(Settings(), PairSettings(y=y, x=x, window=window))  # type: ignore[call-arg]
+        t0 = time.perf_counter()
+        w = warmup.warm(r, "stream:ticks", [slot])[slot.pair]
+        print(f"warm-up, window {window:>7,}: {(time.perf_counter() - t0) * 1e3:7.1f} ms wall for {w.observations:,}"
+              f" observations replayed  load {load()}")
 
 
 if __name__ == "__main__":
