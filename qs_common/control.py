@@ -204,10 +204,10 @@ def active_symbols(r: redis.Redis) -> tuple[str, ...]:
 _reported: set[bytes] = set()  # malformed entries already logged by this process (once each, not every poll)
 
 
-def _decode_pair(key: bytes, value: bytes) -> PairSettings | None:
+def _decode_pair(key: bytes | str, value: bytes | str) -> PairSettings | None:
     try:
         ps = PairSettings.model_validate(json.loads(value))
-        if ps.id.encode() != key:
+        if ps.id != (key.decode("utf-8", "replace") if isinstance(key, bytes) else key):  # either client kind
             raise ValueError(f"it holds the settings of {ps.id}")
     except (ValueError, ValidationError) as exc:  # written by hand or by a newer version: skip, do not crash
         if key not in _reported:

@@ -200,3 +200,15 @@ def test_any_valid_setting_seeds(r: redis.Redis, capsys: pytest.CaptureFixture[s
         with pytest.raises(SystemExit):
             settings(**{name.lower(): bad})
         assert f"invalid setting {name}" in capsys.readouterr().err
+
+
+def test_a_string_decoding_client_reads_the_same_registry(redis_server) -> None:  # type: ignore[no-untyped-def]
+    raw = redis_server.client()
+    text = redis.Redis(host="127.0.0.1", port=redis_server.port, decode_responses=True)
+    settings = load_settings(symbols="BTCUSDT,ETHUSDT", pairs="ETHUSDT/BTCUSDT")
+    control.seed(raw, settings)
+    assert control.active_pairs(text) == control.active_pairs(raw) and list(control.active_pairs(text)) == [
+        "ETHUSDT/BTCUSDT"]
+    assert control.get_pair(text, "ETHUSDT-BTCUSDT") == control.get_pair(raw, "ETHUSDT/BTCUSDT") is not None
+    assert control.active_symbols(text) == ("BTCUSDT", "ETHUSDT")
+    text.close()
