@@ -201,7 +201,7 @@ def active_symbols(r: redis.Redis) -> tuple[str, ...]:
     return tuple(sorted(out))
 
 
-_reported: set[bytes] = set()  # malformed entries already logged by this process (once each, not every poll)
+_reported: set[bytes | str] = set()  # malformed entries already logged by this process (once each, not every poll)
 
 
 def _decode_pair(key: bytes | str, value: bytes | str) -> PairSettings | None:
