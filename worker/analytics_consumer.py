@@ -103,6 +103,8 @@ class AnalyticsHandler:
         # one batch or one registry change at a time: the idle thread applies changes while no batch comes
         self._lock = threading.Lock()
         self._last_call = time.monotonic()
+        self._fed = False  # a batch was handled: from then on, an idle consumer means every entry was fed
+        self._ticks_stream = None if settings.partitioned else settings.ticks_stream
         self._closed = threading.Event()
         threading.Thread(target=self._idle_loop, name="analytics-registry", daemon=True).start()
 
@@ -181,7 +183,9 @@ class AnalyticsHandler:
         Never raises on data: the engines' state is in memory, so a retried batch would count twice."""
         with self._lock:
             self._last_call = time.monotonic()
-            return self._batch(entries)
+            rejected = self._batch(entries)
+            self._fed = True
+            return rejected
 
     def _batch(self, entries: list[Entry]) -> list[Rejected]:
         self._refresh_rules()
@@ -277,7 +281,9 @@ class AnalyticsHandler:
     def _idle_loop(self) -> None:
         """While no batch comes (an idle stream), registry changes still reach the engines within a second."""
         while not self._closed.wait(POLL_S / 2):
-            if time.monotonic() - self._last_call < POLL_S or not self._lock.acquire(blocking=False):
+            if time.monotonic() - self._last_call < POLL_S or not (self._fed or self._caught_up()):
+                continue
+            if not self._lock.acquire(blocking=False):
                 continue
             try:
                 out = self._control(lambda: None)  # every entry was fed: warm up to the newest
@@ -287,6 +293,21 @@ class AnalyticsHandler:
                 log.debug("registry poll while idle failed: %s", exc)
             finally:
                 self._lock.release()
+
+    def _caught_up(self) -> bool:
+        """Before the first batch: whether the group has nothing undelivered or pending (a warm-up up to the newest
+        entry then skips nothing the consumer still has to feed; with a backlog, the first batch warms instead)."""
+        if self._ticks_stream is None:  # partitioned: the shard's warm-up needs the consumer's position
+            return False
+        try:
+            groups: Any = self.r.xinfo_groups(self._ticks_stream)
+        except (redis.RedisError, OSError):
+            return False
+        for g in groups:
+            name = g["name"].decode() if isinstance(g["name"], bytes) else g["name"]
+            if name == keys.ANALYTICS_GROUP:
+                return g.get("lag") == 0 and g.get("pending") == 0
+        return False
 
     def close(self) -> None:
         self._closed.set()

@@ -5,6 +5,7 @@ tick stream; the handler is called with the stream's entries as the consumer gro
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -185,6 +186,7 @@ def test_the_warm_up_reads_a_bounded_history(r, handler, settings, ticks, fast_p
 
 def test_while_idle_a_change_applies_and_no_tick_counts_twice(r, handler, settings, ticks):
     entries = xadd(r, ticks[:3_000])
+    r.xgroup_create(STREAM, keys.ANALYTICS_GROUP, id="$")  # the group has nothing to deliver: the stream is idle
     control.put_pair(r, PairSettings(y="ETHUSDT", x="BTCUSDT", window=50))
     # no batch comes: the handler's own thread applies the change and warms the engine up to the newest tick
     wait_for(lambda: published(r), 10, "the warmed entry while the stream is idle")
@@ -251,3 +253,16 @@ def test_a_registry_read_that_fails_is_applied_whole_later(r, handler, settings,
     feed(handler, entries)
     obs = observations(ticks[:2_000], "ETHUSDT", "BTCUSDT", mid=False)
     assert handler.live.slots[PID].engine.n == len(obs)  # the retried batch saw the change whole
+
+
+def test_with_a_backlog_the_first_batch_warms_not_the_idle_thread(r, handler, settings, ticks):
+    entries = xadd(r, ticks[:3_000])
+    r.xgroup_create(STREAM, keys.ANALYTICS_GROUP, id="0")  # a restart with 3,000 entries still to deliver
+    control.put_pair(r, PairSettings(y="ETHUSDT", x="BTCUSDT", window=50))
+    time.sleep(2.5)  # the idle thread must not warm up to the newest entry: the backlog would be skipped
+    assert published(r) == [] and handler.live.slots == {}
+    feed(handler, entries)  # the backlog, live: the first batch applies the registry (nothing before it)
+    obs = observations(ticks[:3_000], "ETHUSDT", "BTCUSDT", mid=False)
+    ref_engine, refs = reference_engine(pair_config(settings, handler.live.slots[PID].settings), obs)
+    check_against(published(r), obs, refs)
+    assert len(published(r)) > 10 and handler.live.slots[PID].engine.n == ref_engine.n == len(obs)
