@@ -38,7 +38,6 @@ from bench.common import (  # noqa: E402
 )
 from qs_common.partition import shard_of  # noqa: E402
 
-
 # Real symbol names: CRC-32 is linear over GF(2), so crc32 mod 2^k of names that differ in a digit or two (S00USDT,
 # S01USDT, ...) can all land on one shard (they do, for 2 and 4); listed symbols differ in more bits.
 SYMBOL_NAMES = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "BNBUSDT", "ADAUSDT", "DOGEUSDT", "AVAXUSDT", "LINKUSDT",
