@@ -1,8 +1,11 @@
 """The worker process: consumer-group threads (candles, analytics), the HTTP API, status, clean drain.
 
 Roles: `all` (default), `candles` (candles + API: the DuckDB owner), `analytics` or `book` (order books from
-stream:depth); each role can run as its own process and each group can have several consumers, so candles,
-analytics and books scale and fail separately.
+stream:depth); each role can run as its own process, so candles, analytics and books fail separately. They scale
+out by key, not by adding consumers to a group (a second consumer would see half the ticks): with one tick stream
+per symbol (TICK_PARTITIONING=symbol), `SHARD=k/N` candle workers own disjoint symbols (worker/shards.py, a DuckDB
+file each, any shard's API forwards to the owner) and analytics workers disjoint pairs (worker/analytics_shard.py),
+each reading its streams with worker/multi_consumer.py.
 """
 
 from __future__ import annotations
