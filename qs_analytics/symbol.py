@@ -50,28 +50,38 @@ class SymbolStats:
         self._since = 0
         self._t0: int | None = None
         self._last_p = math.nan
+        self._last_r = math.nan  # the last trade's log return
         self._sum_r2 = RollingMoments(window)  # mean of r² × n = Σ r²
 
     def update(self, ts_ms: int, price: float, qty: float = 1.0) -> SymbolSnapshot:
-        nan = math.nan
+        """Add a trade and return the snapshot after it (`push` + `snapshot`)."""
+        self.push(ts_ms, price, qty)
+        return self.snapshot()
+
+    def push(self, ts_ms: int, price: float, qty: float = 1.0) -> None:
+        """Add a trade without building a snapshot: a consumer that writes only the newest one per batch asks for
+        it once (`snapshot`), not on every trade."""
         if self._t0 is None:
             self._t0 = ts_ms
-        lp = math.log(price)
-        self._trend.push((ts_ms - self._t0) / 60_000.0, lp)
+        self._trend.push((ts_ms - self._t0) / 60_000.0, math.log(price))
         self._price.push(price)
         last = self._last_p
-        r = nan
         if last == last:
             r = math.log(price / last)  # not lp − ln(last): that difference of ~11s loses 8 digits of a 1e-7 return
             self._ret.push(r)
             self._sum_r2.push(r * r)
+            self._last_r = r
         self._ret_ts.append(ts_ms)
         self._last_p = price
         self._push_vwap(price, qty)
 
+    def snapshot(self) -> SymbolSnapshot:
+        """The statistics after the last trade pushed (nan where undefined)."""
+        nan = math.nan
         t = self._trend
         mom = t.sxy / t.sxx * 1e4 if t.sxx > 0.0 else nan
         pm = self._price
+        price = self._last_p
         std = math.sqrt(pm.var(1)) if pm.n > 1 else nan
         pz = (price - pm.mean) / std if std > 0.0 else nan
         vol = math.sqrt(self._ret.var(1)) if self._ret.n > 1 else nan
@@ -79,7 +89,7 @@ class SymbolStats:
         sum_r2 = self._sum_r2.mean * self._sum_r2.n
         vol_ann = math.sqrt(sum_r2 / (span_ms / MS_PER_YEAR)) if span_ms > 0 else nan
         vwap = self._sum_pq / self._sum_q if self._sum_q > 0.0 else nan
-        return SymbolSnapshot(price, pm.n, r, mom, pz, vol, vol_ann, vwap)
+        return SymbolSnapshot(price, pm.n, self._last_r, mom, pz, vol, vol_ann, vwap)
 
     def _push_vwap(self, price: float, qty: float) -> None:
         self._pq.append((price, qty))

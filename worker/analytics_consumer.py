@@ -154,8 +154,11 @@ class AnalyticsHandler:
         sym, ts, price, qty = tick_values.trade(t, i)
         stats = self.symbol_stats.get(sym)
         if stats is not None:
-            snap = self.snapshots[sym] = stats.update(ts, price, qty)
-            if self.alerts.has_symbol_rules:  # asdict per trade only when some rule watches symbol stats
+            if not self.alerts.has_symbol_rules:  # only the newest snapshot is written: built once, in _write
+                stats.push(ts, price, qty)
+                self.snapshots[sym] = stats
+            else:  # a snapshot and asdict per trade only when some rule watches symbol stats
+                snap = self.snapshots[sym] = stats.update(ts, price, qty)
                 metrics = {**_finite(asdict(snap)), **_finite(self.garch.get(sym, {}))}
                 self._symbol_fired.extend(a.stream_fields() for a in self.alerts.evaluate_symbol(sym, ts, metrics))
         return sym, ts, price, t.recvs[i]
@@ -325,6 +328,8 @@ class AnalyticsHandler:
             if self.shard.owns_symbol(sym):
                 pipe.set(keys.latest_book_key(sym), json.dumps(self._book(bk, i)))
         for sym, snap in self.snapshots.items():
+            if isinstance(snap, SymbolStats):  # pushed without a snapshot (no symbol rules)
+                snap = snap.snapshot()
             self._last_snap[sym] = snap
             stats = {"symbol": sym, **_finite(asdict(snap)), **self.garch.get(sym, {})}
             pipe.set(keys.symbol_stats_key(sym), json.dumps(stats))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import fields
 
 import numpy as np
 import pytest
@@ -57,3 +58,25 @@ def test_book_metrics():
     assert m.imbalance == pytest.approx(0.5)
     empty = book_metrics(1.0, 0.0, 2.0, 0.0)
     assert empty.microprice == 1.5 and math.isnan(empty.imbalance)
+
+
+def test_push_then_snapshot_equals_update_at_every_point_asked():
+    # the consumer pushes every trade and asks for the snapshot once per batch: it must be the snapshot `update`
+    # (checked against numpy above) returns after the same trades, to the bit
+    rng = np.random.default_rng(11)
+    n = 400
+    ts = 1_723_161_255_000 + np.cumsum(rng.integers(1, 900, n))
+    p = 2_600.0 * np.exp(np.cumsum(1e-4 * rng.standard_normal(n)))
+    q = rng.uniform(0.001, 3.0, n)
+    every, lazy = SymbolStats(50), SymbolStats(50)
+    asked = 0
+    for t in range(n):
+        expected = every.update(int(ts[t]), float(p[t]), float(q[t]))
+        lazy.push(int(ts[t]), float(p[t]), float(q[t]))
+        if t == 0 or rng.random() < 0.2:
+            got = lazy.snapshot()
+            for f in fields(expected):
+                value, want = getattr(got, f.name), getattr(expected, f.name)
+                assert value == want or (math.isnan(value) and math.isnan(want)), (t, f.name)
+            asked += 1
+    assert asked > 50
