@@ -300,8 +300,8 @@ class AnalyticsHandler:
     def _caught_up(self) -> bool:
         """Before the first batch: whether the group has nothing undelivered or pending (a warm-up up to the newest
         entry then skips nothing the consumer still has to feed; with a backlog, the first batch warms instead)."""
-        if self._ticks_stream is None:  # partitioned: the shard's warm-up needs the consumer's position
-            return False
+        if self._ticks_stream is None:  # partitioned: the shard's warm-up stops at the consumer's position itself
+            return True
         try:
             groups: Any = self.r.xinfo_groups(self._ticks_stream)
         except (redis.RedisError, OSError):
