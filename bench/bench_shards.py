@@ -8,13 +8,16 @@ Input: the recordings looped (bench.common's encoded ticks, 23 % trades, 77 % bo
 ids unique, receive times increasing. Pairs: consecutive symbols (S/2 pairs), so every symbol is a leg once.
 For each P: P processes `python -m worker --role R` with SHARD=k/P (candles: a DuckDB file each), started together
 on the pre-loaded streams (every group at id 0); the rate is the sum over every stream of acknowledged entries,
-steady (between 10 % and 90 % of the total), and overall (first acknowledgement to the last). With crc32 mod P a
+steady (between 10 % and 90 % of the total), with the CPU seconds the worker processes (/proc) and redis-server
+(INFO cpu) spent per entry over the same span: on a shared machine the rate follows the load, the CPU per entry
+does not. With crc32 mod P a
 shard may own more symbols or pairs than another: the owned counts are printed, and the slowest shard sets the end.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -29,7 +32,6 @@ from bench.common import (  # noqa: E402
     free_port,
     load,
     machine,
-    rate_between,
     recorded_frames,
     redis_server,
     service_env,
@@ -83,6 +85,26 @@ def preload(r: redis.Redis, n: int, symbols: list[str], groups: dict[str, list[s
     pipe.execute()
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_s(pids: list[int]) -> float:
+    """User + system CPU seconds of the processes so far (/proc/PID/stat fields 14 and 15)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / CLOCK_TICKS
+
+
+def redis_cpu_s(r: redis.Redis) -> float:
+    info: Any = r.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
 def acked(r: redis.Redis, streams: list[str], prefix: str) -> int:
     """Entries acknowledged on every stream by the groups whose name starts with `prefix`."""
     total = 0
@@ -107,8 +129,22 @@ def groups_for(role: str, p: int, symbols: list[str], pairs: list[str]) -> tuple
     return {k: sorted(v) for k, v in out.items()}, sum(len(v) for v in out.values())
 
 
+Sample = tuple[float, int, float, float]  # (time, acknowledged, workers' CPU s, redis-server's CPU s)
+
+
+def steady(samples: list[Sample], total: int) -> tuple[float | None, float | None, float | None]:
+    """Between the samples at 10 % and 90 % acknowledged: entries/s, and CPU µs per entry of the workers and of
+    redis-server (CPU per entry does not depend on what else the machine runs; the rate does)."""
+    a = next((s for s in samples if s[1] >= total // 10), None)
+    b = next((s for s in samples if s[1] >= total * 9 // 10), None)
+    if a is None or b is None or b[1] <= a[1] or b[0] <= a[0]:
+        return None, None, None
+    n = b[1] - a[1]
+    return n / (b[0] - a[0]), (b[2] - a[2]) / n * 1e6, (b[3] - a[3]) / n * 1e6
+
+
 def run(server: Any, role: str, p: int, n: int, symbols: list[str], pairs: list[str], tmp: Path,
-        timeout: float) -> tuple[float | None, float | None, str]:
+        timeout: float) -> tuple[tuple[float | None, float | None, float | None], str]:
     r = server.client()
     groups, reads = groups_for(role, p, symbols, pairs)
     preload(r, n, symbols, groups)
@@ -121,12 +157,13 @@ def run(server: Any, role: str, p: int, n: int, symbols: list[str], pairs: list[
                           LOG_LEVEL="WARNING", CONSUMER_NAME=f"bench-{k}")
         env["API_ADVERTISE_URL"] = f"http://127.0.0.1:{env['API_PORT']}"
         procs.append(start_module("worker", env, tmp / f"{role}-{p}-{k}.log", "--role", role))
-    samples: list[tuple[float, int]] = []
+    samples: list[Sample] = []
+    pids = [x.pid for x in procs]
     start = time.monotonic()
     try:
         while time.monotonic() - start < timeout and any(x.poll() is None for x in procs):
             done = acked(r, list(groups), prefix)
-            samples.append((time.monotonic(), done))
+            samples.append((time.monotonic(), done, cpu_s(pids), redis_cpu_s(r)))
             if done >= total:
                 break
             time.sleep(0.1)
@@ -134,15 +171,12 @@ def run(server: Any, role: str, p: int, n: int, symbols: list[str], pairs: list[
         for x in procs:
             stop(x, timeout=60)
     done = samples[-1][1] if samples else 0
-    steady = rate_between(samples, total // 10, total * 9 // 10)
-    first = next((s for s in samples if s[1] > 0), None)
-    overall = (done - first[1]) / (samples[-1][0] - first[0]) if first and samples[-1][0] > first[0] else None
     owned = [sum(1 for s in symbols if shard_of(s, p) == k) if role == "candles"
              else sum(1 for q in pairs if shard_of(q, p) == k) for k in range(p)]
     note = f"owned {'symbols' if role == 'candles' else 'pairs'} per shard {owned}"
     if done < total:
         note += f"; only {done:,}/{total:,} acknowledged within {timeout:.0f} s"
-    return steady, overall, note
+    return steady(samples, total), note
 
 
 def main() -> None:
@@ -160,14 +194,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d, redis_server(Path(d) / "redis") as server:
         tmp = Path(d)
         for role in args.roles.split(","):
-            base = None
             for p in (int(x) for x in args.procs.split(",")):
                 la = load()
-                steady, overall, note = run(server, role, p, args.ticks, symbols, pairs, tmp, args.timeout)
-                base = base or steady
-                scale = f"x{steady / base:.2f}" if steady and base else "-"
-                print(f"{role:9s} P={p}: steady {steady or 0:>9,.0f} entries/s ({scale} of P=1), overall "
-                      f"{overall or 0:>9,.0f}/s; load before {la}; {note}", flush=True)
+                (rate, cpu, rcpu), note = run(server, role, p, args.ticks, symbols, pairs, tmp, args.timeout)
+                print(f"{role:9s} P={p}: {rate or 0:>7,.0f} entries/s; CPU per entry: workers {cpu or 0:5.1f} µs, "
+                      f"redis-server {rcpu or 0:4.1f} µs; load before {la}; {note}", flush=True)
 
 
 if __name__ == "__main__":
