@@ -174,6 +174,8 @@ def run(server: Any, role: str, p: int, n: int, symbols: list[str], pairs: list[
     owned = [sum(1 for s in symbols if shard_of(s, p) == k) if role == "candles"
              else sum(1 for q in pairs if shard_of(q, p) == k) for k in range(p)]
     note = f"owned {'symbols' if role == 'candles' else 'pairs'} per shard {owned}"
+    if role == "analytics":  # a stream is read by each shard with a pair it is a leg of, and by its symbol's owner
+        note += f"; {total / n:.2f} stream reads per tick (divide entries/s by it for ticks/s)"
     if done < total:
         note += f"; only {done:,}/{total:,} acknowledged within {timeout:.0f} s"
     return steady(samples, total), note
