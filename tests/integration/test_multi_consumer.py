@@ -133,3 +133,22 @@ def test_registry_finds_owners_by_heartbeat(r):
         reg0.owner(other)
     reg0.leave()
     assert not r.hexists("shards:candles", "0/2")
+
+
+def test_groups_of_another_shard_count_are_deleted_once_nobody_reads_them(r):
+    from worker.analytics_shard import StaleGroups
+
+    s = "stream:ticks:{BTCUSDT}"
+    r.xadd(s, tick(1, "BTCUSDT"))
+    for g in ("candles", "analytics-0of3", "analytics-1of3", "analytics-1of2"):
+        r.xgroup_create(s, g, id="0")
+    r.xreadgroup("analytics-0of3", "old-shard", {s: ">"})  # a consumer that then went away
+    r.xreadgroup("analytics-1of2", "peer", {s: ">"})
+    sweeper = StaleGroups(ShardSpec(1, 2), idle_ms=300)
+    sweeper.sweep(r, s)  # nobody idle long enough yet; the group without consumers is only noted
+    assert {g["name"].decode() for g in r.xinfo_groups(s)} == {"candles", "analytics-0of3", "analytics-1of3",
+                                                                "analytics-1of2"}
+    time.sleep(0.5)
+    r.xreadgroup("analytics-1of2", "peer", {s: ">"})  # this shard count's groups are never touched
+    sweeper.sweep(r, s)
+    assert {g["name"].decode() for g in r.xinfo_groups(s)} == {"candles", "analytics-1of2"}
