@@ -2,7 +2,8 @@
 
 GET /health, GET /symbols, GET /candles (json or csv), POST /candles/import (csv, plain or gzip),
 POST /candles/verify (the kline check on demand: compares a range with Binance's klines and repairs it);
-the live control registry's /symbols/active and /pairs (worker/api_control.py).
+the live control registry's /symbols/active and /pairs (worker/api_control.py); GET /lag, the consumer groups' lag
+over every tick stream (worker/lag.py, what KEDA scales the analytics shards on).
 
 Writes (every method but GET/HEAD/OPTIONS) need `Authorization: Bearer <ACCESS_TOKEN>` when a token is set;
 reads stay open. Bodies are read with a limit (worker/api_body.py); an unexpected error answers 500 with a
@@ -221,7 +222,8 @@ def create_app(store: CandleStore, redis_ok: Callable[[], bool], settings: Setti
                verify: Callable[[str, int, int], dict[str, Any]] | None = None,
                research: Any | None = None, book: BookReader | None = None,
                control: tuple[redis.Redis, SymbolValidator] | None = None,
-               shards: ShardRegistry | None = None) -> Starlette:
+               shards: ShardRegistry | None = None,
+               lag: Callable[[], dict[str, int]] | None = None) -> Starlette:
     max_body = int((settings.api_max_body_mb if settings else 50.0) * 1_048_576)
     max_rows = settings.import_max_rows if settings else 1_000_000
     token = settings.access_token if settings else ""
@@ -240,11 +242,22 @@ def create_app(store: CandleStore, redis_ok: Callable[[], bool], settings: Setti
             *(book_routes(book) if book is not None else []),
             # issue 10: /symbols/active and /pairs (worker/api_control.py), the live registry in Redis
             *(control_routes(control[0], control[1], settings) if control is not None else []),
+            # issue 14: GET /lag (worker/lag.py), answered here: every shard sees every stream
+            *([Route("/lag", _lag_route(lag))] if lag is not None else []),
         ],
         middleware=[Middleware(_InternalErrors), Middleware(_WriteAuth, token=token),
                     # issue 14: a candle shard forwards other shards' symbols to their owner (worker/api_forward.py)
                     *([Middleware(ShardForward, shards=shards)] if shards is not None else [])],
     )
+
+
+def _lag_route(lag: Callable[[], dict[str, int]]) -> Callable[[Request], Any]:
+    async def handler(request: Request) -> JSONResponse:
+        try:
+            return JSONResponse(await asyncio.to_thread(lag))
+        except redis.RedisError as exc:  # no number is better than a wrong one: KEDA keeps the current size
+            return JSONResponse({"error": f"redis: {exc}"}, 503)
+    return handler
 
 
 def parse_import_csv(body: bytes, interval_ms: int, max_rows: int | None = None) -> ohlc.Candles:

@@ -36,6 +36,7 @@ from worker.backfill.service import BackfillService
 from worker.book_service import BookHandler, SnapshotFetcher, fetches_snapshots
 from worker.candle_consumer import CandleHandler
 from worker.consumer import GroupConsumer, StatusHandler
+from worker.lag import consumer_lag
 from worker.multi_consumer import MultiStreamConsumer
 from worker.research_service import ResearchService
 from worker.shards import OwnedSymbols, ShardRegistry
@@ -219,7 +220,7 @@ class Worker:
                              verify=self.backfill.verify if self.backfill is not None else None,
                              research=self.research, book=self.r.get,
                              control=(self.r, self.validator) if self.validator is not None else None,
-                             shards=self.shards)
+                             shards=self.shards, lag=lambda: consumer_lag(self.r, self.settings))
             config = uvicorn.Config(app, host=self.settings.api_host, port=self.settings.api_port,
                                     log_level="warning", access_log=False, lifespan="off")
             self.server = uvicorn.Server(config)
