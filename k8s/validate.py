@@ -6,8 +6,9 @@
   the schema does not have is an error, like `kubectl apply --validate=strict`), for the oldest and the newest
   Kubernetes we support (K8S_VERSIONS).
 - KEDA's ScaledObject and TriggerAuthentication: against the models generated from KEDA's CRDs (the
-  `cloudcoil-models-keda` package, KEDA v2.16.1), strictly too; a Redis trigger's metadata against the scaler's
-  documented parameters (the CRD types metadata as any string map, so a misspelt `lagCount` would pass it).
+  `cloudcoil-models-keda` package, KEDA v2.16.1), strictly too; a trigger's metadata (metrics-api, the redis scalers) against
+  the scaler's documented parameters (the CRD types metadata as any string map, so a misspelt `valueLocation` would pass it), and a
+  metrics-api url must reach a Service of the overlay from KEDA's namespace.
   Any other kind without a schema is an error: nothing goes unvalidated.
 - The project's rules (RULES below): resources, non-root read-only containers, probes, selectors that select,
   autoscalers that target an existing object and never two the same one, shards sized by the set, one namespace,
@@ -106,8 +107,18 @@ def keda_problems(obj: Obj, model: type[BaseModel]) -> list[str]:
     except ValidationError as e:  # (the unknown fields are told once the types are right)
         problems = [f"KEDA CRD schema: {'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()]
     for i, trigger in enumerate(obj.get("spec", {}).get("triggers", [])):
-        problems += [f"spec.triggers.{i}: {p}" for p in redis_trigger_problems(trigger)]
+        problems += [f"spec.triggers.{i}: {p}" for p in trigger_problems(trigger)]
     return problems
+
+
+def trigger_problems(trigger: Obj) -> list[str]:
+    kind = trigger.get("type")
+    if kind == "metrics-api":
+        return metrics_api_problems(trigger.get("metadata", {}))
+    if kind in REDIS_PARAMS:
+        return redis_trigger_problems(trigger)
+    return [f"trigger type {kind!r}: only metrics-api and the redis stream scalers are checked here; add its "
+            "parameters"]
 
 
 def unknown_fields(given: Any, kept: Any, path: str) -> Iterator[str]:
@@ -138,10 +149,31 @@ REDIS_WHERE = {"redis-streams": ("address", "host"), "redis-cluster-streams": ("
 REDIS_TARGETS = ("lagCount", "pendingEntriesCount", "streamLength")
 
 
+# The metrics-api scaler's parameters (keda.sh/docs/2.16/scalers/metrics-api); authentication ones come with a
+# TriggerAuthentication. Our GET /lag answers these fields (worker/lag.py).
+METRICS_API_PARAMS = {"url", "valueLocation", "targetValue", "activationTargetValue", "format", "unsafeSsl",
+                      "authMode", "method", "keyParamName"}
+LAG_FIELDS = {"analytics_lag", "candles_lag", "analytics_pending", "candles_pending", "streams"}
+_NUMBER = re.compile(r"[0-9]+(\.[0-9]+)?")
+
+
+def metrics_api_problems(meta: Obj) -> list[str]:
+    problems = [f"metrics-api: unknown parameter {key!r}" for key in meta if key not in METRICS_API_PARAMS]
+    problems += [f"metrics-api: needs {key}" for key in ("url", "valueLocation", "targetValue") if not meta.get(key)]
+    if meta.get("url") and not re.fullmatch(r"https?://[^/\s]+/\S*", str(meta["url"])):
+        problems.append(f"metrics-api: url {meta['url']!r} is not an http(s) URL")
+    if str(meta.get("url", "")).endswith("/lag") and meta.get("valueLocation") not in LAG_FIELDS:
+        problems.append(f"metrics-api: GET /lag has no field {meta.get('valueLocation')!r} "
+                        f"(one of {', '.join(sorted(LAG_FIELDS))})")
+    for key in ("targetValue", "activationTargetValue"):
+        value = meta.get(key)
+        if value is not None and not (isinstance(value, str) and _NUMBER.fullmatch(value)):
+            problems.append(f"metrics-api: {key} must be a number in quotes, got {value!r}")
+    return problems
+
+
 def redis_trigger_problems(trigger: Obj) -> list[str]:
-    kind = trigger.get("type")
-    if kind not in REDIS_PARAMS:
-        return [f"trigger type {kind!r}: only the redis stream scalers are checked here; add its parameters"]
+    kind = str(trigger.get("type"))
     meta = trigger.get("metadata", {})
     problems = [f"{kind}: unknown parameter {key!r}" for key in meta if key not in REDIS_PARAMS[kind]]
     if not any(meta.get(key) for key in REDIS_WHERE[kind]):
@@ -331,8 +363,8 @@ def settings_of(c: Obj, objs: list[Obj]) -> dict[str, str]:
     maps = {o["metadata"]["name"]: o.get("data", {}) for o in objs if o.get("kind") == "ConfigMap"}
     out: dict[str, str] = {}
     for ref in c.get("envFrom", []):
-        if "configMapRef" in ref:
-            out.update({ref.get("prefix", "") + k: str(v) for k, v in maps.get(ref["configMapRef"]["name"], {}).items()})
+        data = maps.get(ref.get("configMapRef", {}).get("name"), {})
+        out.update({ref.get("prefix", "") + k: str(v) for k, v in data.items()})
     out.update({e["name"]: str(e["value"]) for e in c.get("env", []) if "value" in e})
     return out
 
@@ -377,10 +409,33 @@ def rule_advertise_url(obj: Obj, _all: list[Obj]) -> list[str]:
     return problems
 
 
+_SVC_URL = re.compile(r"https?://([a-z0-9-]+)\.([a-z0-9-]+)\.svc(?:\.cluster\.local)?:(\d+)/")
+
+
+def rule_metrics_api_url(obj: Obj, objs: list[Obj]) -> list[str]:
+    """KEDA's operator polls a metrics-api url from its own namespace: it must name a Service of this overlay by
+    <service>.<namespace>.svc and one of its ports (a short name like http://api:8000 resolves in namespace keda)."""
+    if obj.get("kind") != "ScaledObject":
+        return []
+    ns = obj.get("metadata", {}).get("namespace")
+    services = {o["metadata"]["name"]: {p.get("port") for p in o.get("spec", {}).get("ports", [])}
+                for o in objs if o.get("kind") == "Service" and o.get("metadata", {}).get("namespace") == ns}
+    problems = []
+    for i, trigger in enumerate(obj.get("spec", {}).get("triggers", [])):
+        url = str(trigger.get("metadata", {}).get("url", ""))
+        if trigger.get("type") != "metrics-api" or not url:
+            continue
+        m = _SVC_URL.match(url)
+        if m is None or m.group(2) != ns or int(m.group(3)) not in services.get(m.group(1), set()):
+            problems.append(f"spec.triggers.{i}: url {url!r} names no Service port of this overlay as "
+                            f"http://<service>.{ns}.svc.cluster.local:<port>/")
+    return problems
+
+
 RULES: tuple[Callable[[Obj, list[Obj]], list[str]], ...] = (
     rule_resources, rule_security, rule_probes, rule_selectors, rule_autoscalers, rule_namespace,
     rule_governing_service, rule_env_references, rule_config_maps, rule_shell_scripts, rule_sharded_streams,
-    rule_advertise_url,
+    rule_advertise_url, rule_metrics_api_url,
 )
 
 

@@ -32,7 +32,7 @@ def test_every_overlay_renders_and_validates() -> None:
     assert sorted(counts) == overlays, out
     # the base's workloads and the pieces each overlay adds are all there
     assert counts["local"] >= 20
-    assert counts["autoscale-keda"] == counts["local"] + 3  # ScaledObject, TriggerAuthentication, NetworkPolicy
+    assert counts["autoscale-keda"] == counts["local"] + 2  # ScaledObject, NetworkPolicy (KEDA -> worker API)
     assert counts["autoscale-hpa"] == counts["local"] + 1
 
 
@@ -55,7 +55,10 @@ def broken(tmp_path: Path) -> Path:
     edit(base / "analytics.yaml", "readOnlyRootFilesystem: true", "readOnlyRootFilesystem: false")
     edit(base / "analytics.yaml", "              value: replicas", '              value: "2"')
     edit(keda / "scaledobject.yaml", "  cooldownPeriod: 300\n", "  cooldownPeriod: 300\n  coolDownPeriod: 60\n")
-    edit(keda / "scaledobject.yaml", 'lagCount: "20000"', 'lagCont: "20000"')
+    edit(keda / "scaledobject.yaml", "valueLocation: analytics_lag", "valueLocaton: analytics_lag")
+    # a short host name resolves in KEDA's namespace, not ours; and a field GET /lag does not answer
+    edit(keda / "scaledobject.yaml", "url: http://api.quant-stream.svc.cluster.local:8000/lag\n"
+         "        valueLocation: analytics_pending", "url: http://api:8000/lag\n        valueLocation: analytics_pendng")
     edit(keda / "scaledobject.yaml", "  minReplicaCount: 1", '  minReplicaCount: "one"')
     edit(base / "redis.yaml", '"$(REDIS_PASSWORD)"]', '"$(REDIS_PASWORD)"]')  # would be a literal password
     edit(base / "candles.yaml", "serviceName: candles", "serviceName: candle")
@@ -82,7 +85,12 @@ def test_broken_manifests_are_rejected(broken: Path) -> None:
         r"autoscale-keda: StatefulSet/analytics: container analytics: readOnlyRootFilesystem is not true",
         r"autoscale-keda: ScaledObject/analytics: KEDA CRD schema: spec\.minReplicaCount: Input should be a valid "
         r"integer",
-        r"autoscale-keda: ScaledObject/analytics: spec\.triggers\.0: redis-streams: unknown parameter 'lagCont'",
+        r"autoscale-keda: ScaledObject/analytics: spec\.triggers\.0: metrics-api: unknown parameter 'valueLocaton'",
+        r"autoscale-keda: ScaledObject/analytics: spec\.triggers\.0: metrics-api: needs valueLocation",
+        r"autoscale-keda: ScaledObject/analytics: spec\.triggers\.1: metrics-api: GET /lag has no field "
+        r"'analytics_pendng'",
+        r"autoscale-keda: ScaledObject/analytics: spec\.triggers\.1: url 'http://api:8000/lag' names no Service "
+        r"port of this overlay",
         r"both: HorizontalPodAutoscaler/analytics: StatefulSet/analytics is autoscaled but its SHARD_COUNT is fixed",
         r"both: HorizontalPodAutoscaler/analytics: namespace None",
         r"autoscale-keda: StatefulSet/redis: container redis: args uses \$\(REDIS_PASWORD\), not in its env",
