@@ -6,9 +6,9 @@
   the schema does not have is an error, like `kubectl apply --validate=strict`), for the oldest and the newest
   Kubernetes we support (K8S_VERSIONS).
 - KEDA's ScaledObject and TriggerAuthentication: against the models generated from KEDA's CRDs (the
-  `cloudcoil-models-keda` package, KEDA v2.16.1), strictly too; a trigger's metadata (metrics-api, the redis scalers) against
-  the scaler's documented parameters (the CRD types metadata as any string map, so a misspelt `valueLocation` would pass it), and a
-  metrics-api url must reach a Service of the overlay from KEDA's namespace.
+  `cloudcoil-models-keda` package, KEDA v2.16.1), strictly too; a trigger's metadata (metrics-api, the redis
+  scalers) against the scaler's documented parameters (the CRD types metadata as any string map, so a misspelt
+  `valueLocation` would pass it), and a metrics-api url must reach a Service of the overlay from KEDA's namespace.
   Any other kind without a schema is an error: nothing goes unvalidated.
 - The project's rules (RULES below): resources, non-root read-only containers, probes, selectors that select,
   autoscalers that target an existing object and never two the same one, shards sized by the set, one namespace,

@@ -58,7 +58,8 @@ def broken(tmp_path: Path) -> Path:
     edit(keda / "scaledobject.yaml", "valueLocation: analytics_lag", "valueLocaton: analytics_lag")
     # a short host name resolves in KEDA's namespace, not ours; and a field GET /lag does not answer
     edit(keda / "scaledobject.yaml", "url: http://api.quant-stream.svc.cluster.local:8000/lag\n"
-         "        valueLocation: analytics_pending", "url: http://api:8000/lag\n        valueLocation: analytics_pendng")
+         "        valueLocation: analytics_pending",
+         "url: http://api:8000/lag\n        valueLocation: analytics_pendng")
     edit(keda / "scaledobject.yaml", "  minReplicaCount: 1", '  minReplicaCount: "one"')
     edit(base / "redis.yaml", '"$(REDIS_PASSWORD)"]', '"$(REDIS_PASWORD)"]')  # would be a literal password
     edit(base / "candles.yaml", "serviceName: candles", "serviceName: candle")
