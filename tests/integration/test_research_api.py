@@ -178,8 +178,10 @@ def test_garch_on_demand_is_stored_served_and_published_in_redis(worker):
     assert resp.status_code == 200, resp.text
     fit = resp.json()["fits"][0]
     want = fit_garch(closes(w.api, "BTCUSDT"), 365.25 * 1440)
-    assert fit["omega"] == pytest.approx(want.omega, rel=1e-9)
-    assert fit["sigma_next"] == pytest.approx(want.sigma_next, rel=1e-9)
+    # to the optimiser's precision, not to the bit: the worker runs BLAS on one thread (its analytics handler sets
+    # that for the whole process), this test process on several, and the order of the sums differs
+    assert fit["omega"] == pytest.approx(want.omega, rel=1e-6)
+    assert fit["sigma_next"] == pytest.approx(want.sigma_next, rel=1e-6)
     served = httpx.get(f"{w.api}/research/garch", params={"symbol": "btcusdt"}, timeout=10).json()["fits"]
     assert served[0]["fitted_ms"] == fit["fitted_ms"] and served[0]["sigma_next"] == fit["sigma_next"]
     r = server.client()
