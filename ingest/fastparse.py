@@ -69,9 +69,12 @@ _BOOK_TEXTS = re.compile(f"{SYMBOL_PATTERN}(?: {DECIMAL_PATTERN}){{4}}")
 
 def trade_frame(raw: bytes) -> TradeFrame | None:
     """The frame if the schema accepts it as a trade frame; None: ask the schema (it may still accept it)."""
+    if not raw.isascii():  # Binance writes ASCII; msgspec would skip bad UTF-8 in an unknown key (the schema not)
+        return None
     try:
         frame = _TRADE.decode(raw)
-    except (msgspec.DecodeError, RecursionError):  # DecodeError covers ValidationError; deep objects recurse
+    # DecodeError covers ValidationError; deep objects recurse
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
         return None
     d = frame.data
     return frame if _TRADE_TEXTS.fullmatch(f"{d.s} {d.p} {d.q}") else None
@@ -79,9 +82,11 @@ def trade_frame(raw: bytes) -> TradeFrame | None:
 
 def book_frame(raw: bytes) -> BookTickerFrame | None:
     """The frame if the schema accepts it as a book-ticker frame; None: ask the schema."""
+    if not raw.isascii():  # Binance writes ASCII; msgspec would skip bad UTF-8 in an unknown key (the schema not)
+        return None
     try:
         frame = _BOOK.decode(raw)
-    except (msgspec.DecodeError, RecursionError):
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
         return None
     d = frame.data
     return frame if _BOOK_TEXTS.fullmatch(f"{d.s} {d.b} {d.B} {d.a} {d.A}") else None
