@@ -44,14 +44,28 @@ def key(b: Chromium, name: str, code: int) -> None:
 
 
 def choose(b: Chromium, label: str, option: str) -> None:
-    """Pick `option` in the sidebar selectbox labelled `label` as a user does with the keyboard: type to filter
-    the list, arrow down to the option, Enter."""
+    """Pick `option` in the sidebar selectbox labelled `label` as a user does: click the box (a real mouse event,
+    which opens its list), type to filter, arrow down to the option, Enter. The click is repeated while the list
+    has not opened (a rerun may replace the widget under the first click)."""
     field = f"document.querySelector('{SIDEBAR} input[aria-label=\"{label}\"]')"
-    b.wait_for(f"!!{field}")
-    b.evaluate(f"{field}.focus(); {field}.select()")
-    b.call("Input.insertText", text=option)
-    b.wait_for(f"Array.from(document.querySelectorAll('[role=\"option\"]')).some(o => o.innerText.trim() === "
-               f"{js(option)})")  # fmt: skip
+    has_option = (f"Array.from(document.querySelectorAll('[role=\"option\"]')).some(o => o.innerText.trim() === "
+                  f"{js(option)})")  # fmt: skip
+    for attempt in range(6):
+        b.wait_for(f"!!{field}")
+        b.evaluate(f"{field}.scrollIntoView({{block: 'center'}})")
+        x, y = b.evaluate(f"(() => {{ const f = {field}; const r = (f.closest('[data-baseweb=\"select\"]') || f)"
+                          f".getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; }})()")
+        for kind in ("mousePressed", "mouseReleased"):
+            b.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
+        b.evaluate(f"{field}.focus(); {field}.select()")
+        b.call("Input.insertText", text=option)
+        try:
+            b.wait_for(has_option, 20)
+            break
+        except TimeoutError:
+            key(b, "Escape", 27)
+            if attempt == 5:
+                raise
     key(b, "ArrowDown", 40)
     key(b, "Enter", 13)
     b.wait_for(f"{field}.value === {js(option)}")
