@@ -14,7 +14,7 @@ agreement on hypothesis-generated frames.
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 
@@ -67,14 +67,21 @@ _TRADE_TEXTS = re.compile(f"{SYMBOL_PATTERN} {DECIMAL_PATTERN} {DECIMAL_PATTERN}
 _BOOK_TEXTS = re.compile(f"{SYMBOL_PATTERN}(?: {DECIMAL_PATTERN}){{4}}")
 
 
-def trade_frame(raw: bytes) -> TradeFrame | None:
-    """The frame if the schema accepts it as a trade frame; None: ask the schema (it may still accept it)."""
+def _decode(decoder: msgspec.json.Decoder[Any], raw: bytes) -> Any:
+    """The decoded frame, or None where the schema must decide."""
     if not raw.isascii():  # Binance writes ASCII; msgspec would skip bad UTF-8 in an unknown key (the schema not)
         return None
     try:
-        frame = _TRADE.decode(raw)
+        return decoder.decode(raw)
     # DecodeError covers ValidationError; deep objects recurse
     except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
+        return None
+
+
+def trade_frame(raw: bytes) -> TradeFrame | None:
+    """The frame if the schema accepts it as a trade frame; None: ask the schema (it may still accept it)."""
+    frame: TradeFrame | None = _decode(_TRADE, raw)
+    if frame is None:
         return None
     d = frame.data
     return frame if _TRADE_TEXTS.fullmatch(f"{d.s} {d.p} {d.q}") else None
@@ -82,11 +89,8 @@ def trade_frame(raw: bytes) -> TradeFrame | None:
 
 def book_frame(raw: bytes) -> BookTickerFrame | None:
     """The frame if the schema accepts it as a book-ticker frame; None: ask the schema."""
-    if not raw.isascii():  # Binance writes ASCII; msgspec would skip bad UTF-8 in an unknown key (the schema not)
-        return None
-    try:
-        frame = _BOOK.decode(raw)
-    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
+    frame: BookTickerFrame | None = _decode(_BOOK, raw)
+    if frame is None:
         return None
     d = frame.data
     return frame if _BOOK_TEXTS.fullmatch(f"{d.s} {d.b} {d.B} {d.a} {d.A}") else None
