@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -19,7 +20,7 @@ from ingest.parser import BAD_ROW, EXCEPTION, Control, EdgeRules, Rejected, Skip
 from ingest.partitioned import publisher_for
 from ingest.registry import SymbolFollower
 from ingest.rewind import Lost
-from ingest.sources.base import FeedEvent, FileRow, FrameSource, SymbolControl
+from ingest.sources.base import BatchSource, FeedEvent, FileRow, FrameSource, SourceItem, SymbolControl
 from qs_common import keys
 from qs_common.depth import DepthDiff, DepthSnapshot
 from qs_common.models import Trade
@@ -141,6 +142,11 @@ class Ingest:
         await self.r.delete(keys.clean_stop_key(venue))
 
     async def _handle(self, recv_ns: int, raw: bytes, origin: str = "") -> None:
+        self._take(recv_ns, raw, origin)
+        if self.pub.buffered >= self.settings.publish_batch:
+            await self.pub.flush()
+
+    def _take(self, recv_ns: int, raw: bytes, origin: str = "") -> None:
         self.frames += 1
         self.last_recv_ns = recv_ns
         try:
@@ -152,8 +158,6 @@ class Ingest:
                 log.exception("frame not handled, dead-lettered (further %s are only counted)", name)
             data = raw if isinstance(raw, bytes) else str(raw).encode(errors="replace")
             self.pub.dead_letter(f"ingest error: {name}: {exc}", data, recv_ns, EXCEPTION)
-        if self.pub.buffered >= self.settings.publish_batch:
-            await self.pub.flush()
 
     async def _handle_row(self, row: FileRow) -> None:
         if not row.problem:
@@ -225,6 +229,24 @@ class Ingest:
             except Exception as exc:  # housekeeping must outlive a Redis hiccup
                 log.error("housekeeping failed: %s", exc)
 
+    async def _handle_batch(self, batch: list[SourceItem]) -> bool:
+        """Handle the items of one read; True: stop (the source finished, or a signal asked)."""
+        for item in batch:
+            if type(item) is tuple:  # a frame: the common case, handled without an await
+                self._take(item[0], item[1])
+                if self.pub.buffered >= self.settings.publish_batch:
+                    await self.pub.flush()
+            elif isinstance(item, FeedEvent):
+                await self._on_event(item)
+                if item.kind == "finished":
+                    return True
+            elif isinstance(item, FileRow):
+                await self._handle_row(item)
+            if self._stop_requested:
+                self._set_state("stopping", "signal")
+                return True
+        return False
+
     def request_stop(self) -> None:
         """Stop after the frame in hand; what was read is flushed before exit."""
         self._stop_requested = True
@@ -236,17 +258,8 @@ class Ingest:
         keeper = asyncio.create_task(self._housekeeping())
         follower = asyncio.create_task(self.follower.run(self._stopping)) if self.follower else None
         try:
-            async for item in self.source.items():
-                if isinstance(item, FeedEvent):
-                    await self._on_event(item)
-                    if item.kind == "finished":
-                        break
-                elif isinstance(item, FileRow):
-                    await self._handle_row(item)
-                else:
-                    await self._handle(item[0], item[1])
-                if self._stop_requested:
-                    self._set_state("stopping", "signal")
+            async for batch in _batches(self.source):
+                if await self._handle_batch(batch):
                     break
         finally:
             # Let housekeeping finish what it is doing: cancelling a Redis call midway can hang redis-py.
@@ -269,3 +282,13 @@ class Ingest:
                 log.error("final status not written: %s", exc)
             log.info("published %d ticks, %d dead letters, %d skipped", self.pub.published,
                      self.pub.dead_letters, self.skipped)
+
+
+async def _batches(source: FrameSource) -> AsyncIterator[list[SourceItem]]:
+    """The source's items a read at a time where it can, else one by one."""
+    if isinstance(source, BatchSource):
+        async for batch in source.batches():
+            yield batch
+        return
+    async for item in source.items():
+        yield [item]

@@ -43,6 +43,15 @@ class FrameSource(Protocol):
 
 
 @runtime_checkable
+class BatchSource(Protocol):
+    """A source that can hand items over a socket read at a time (live Binance): one await per read instead
+    of one per frame, in the same order as `items()`."""
+
+    def batches(self) -> AsyncIterator[list[SourceItem]]:
+        ...
+
+
+@runtime_checkable
 class SymbolControl(Protocol):
     """A source whose symbols can change while it runs (live Binance, synthetic); file sources are not."""
 

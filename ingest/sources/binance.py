@@ -24,7 +24,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from ingest.sources.base import SourceItem
-from ingest.sources.binance_link import Link, Reply, Request
+from ingest.sources.binance_link import Link, Request
+from ingest.sources.binance_socket import Inbox, Reply
 from qs_common.venues.binance.config import (
     LIST_SUBSCRIPTIONS,
     WS_MAX_STREAMS,
@@ -36,7 +37,7 @@ from qs_common.venues.binance.wire import MethodReply
 
 log = logging.getLogger(__name__)
 
-OUT_QUEUE = 4096  # frames between the connections and the ingest loop (a full queue holds the readers back)
+OUT_QUEUE = 4096  # frames between the connections and the ingest loop (past it the sockets are held back)
 
 
 class BinanceSource:
@@ -64,7 +65,7 @@ class BinanceSource:
         self._link_ids = itertools.count()
         self._request_ids = itertools.count(1)
         self._pending: dict[int, tuple[Link, list[Request]]] = {}
-        self._out: asyncio.Queue[SourceItem | Reply] | None = None
+        self._out: Inbox | None = None
         self._assign(symbols)
 
     # ------------------------------------------------------------------ which symbol rides on which connection
@@ -166,18 +167,27 @@ class BinanceSource:
         }
 
     async def items(self) -> AsyncIterator[SourceItem]:
-        out: asyncio.Queue[SourceItem | Reply] = asyncio.Queue(OUT_QUEUE)
-        self._out = out
+        async for batch in self.batches():
+            for item in batch:
+                yield item
+
+    async def batches(self) -> AsyncIterator[list[SourceItem]]:
+        """Items a socket read at a time: the frames of one read (or one event) per list."""
+        inbox = Inbox(OUT_QUEUE)
+        self._out = inbox
         for link in self.links:
-            link.start(out)
+            link.start(inbox)
         try:
             while True:
-                # get_nowait while frames are queued: one await per burst, not per frame
-                item = out.get_nowait() if not out.empty() else await out.get()
-                if isinstance(item, Reply):
+                item = inbox.take()  # without awaiting while items wait: one await per burst, not per read
+                if item is None:
+                    item = await inbox.get()
+                if isinstance(item, list):
+                    yield item  # type: ignore[misc]
+                elif isinstance(item, Reply):
                     self._on_reply(item)
                 else:
-                    yield item
+                    yield [item]
         finally:
             self._out = None
             for link in self.links:

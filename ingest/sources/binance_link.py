@@ -11,15 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import websockets
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from picows import WSError, WSInvalidURL, WSMsgType, ws_connect
 
-from ingest.sources.base import FeedEvent, SourceItem
+from ingest.sources.base import FeedEvent
+from ingest.sources.binance_socket import MAX_MESSAGE, Connection, Inbox
 from ingest.sources.pacing import TokenBucket
 from qs_common.venues.binance.config import (
     DEPTH_STREAM,
@@ -33,7 +32,7 @@ from qs_common.venues.binance.config import (
     backoff_delay,
     streams_url,
 )
-from qs_common.venues.binance.wire import MethodReply, method_reply, method_request
+from qs_common.venues.binance.wire import MethodReply, method_request
 
 if TYPE_CHECKING:
     from ingest.sources.binance import BinanceSource
@@ -41,7 +40,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("ingest.sources.binance")
 
 RECONNECT_BASE_S = 0.5  # the first reconnect after a failure waits up to 1 s, doubling per failure
-_STREAM_FRAME = b'{"stream":'
+OPEN_TIMEOUT_S = 10.0  # TCP connect + WebSocket handshake
+CLOSE_TIMEOUT_S = 2.0  # at shutdown: how long the close may take before the socket is dropped
+PING_IDLE_S = 20.0  # ping a server that sent nothing for this long; no pong within as long again: reconnect
 _KIND_ORDER = {kind: i for i, kind in enumerate((*STREAM_KINDS, DEPTH_STREAM))}
 
 
@@ -51,15 +52,6 @@ class Request:
     params: list[str] | None
     done: asyncio.Future[MethodReply | None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future())
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """A venue reply read on `link`, queued behind the frames read before it: when the source handles it, every
-    earlier frame of that connection has been handed to ingest."""
-
-    link: Link
-    reply: MethodReply
 
 
 class Link:
@@ -110,7 +102,7 @@ class Link:
             params += nxt
         return first.method, params, batch
 
-    async def _send_loop(self, ws: websockets.ClientConnection) -> None:
+    async def _send_loop(self, conn: Connection) -> None:
         while True:
             while not self.outbox:
                 self.wake.clear()
@@ -121,13 +113,14 @@ class Link:
             method, params, batch = self._next_message()
             rid = self.source.next_request_id(self, batch)
             log.info("connection %d: %s %d streams (request %d)", self.id, method, len(params or []), rid)
-            await ws.send(method_request(method, rid, params))
+            if conn.transport is not None:
+                conn.transport.send(WSMsgType.TEXT, method_request(method, rid, params).encode())
 
     # ------------------------------------------------------------------ the connection
 
-    def start(self, out: asyncio.Queue[SourceItem | Reply]) -> None:
+    def start(self, inbox: Inbox) -> None:
         if self.task is None:
-            self.task = asyncio.create_task(self._run(out), name=f"binance-link-{self.id}")
+            self.task = asyncio.create_task(self._run(inbox), name=f"binance-link-{self.id}")
 
     async def stop(self) -> None:
         if self.task is not None:
@@ -136,7 +129,7 @@ class Link:
                 await self.task
             self.task = None
 
-    async def _run(self, out: asyncio.Queue[SourceItem | Reply]) -> None:
+    async def _run(self, inbox: Inbox) -> None:
         src = self.source
         while True:
             while not self.symbols:  # an emptied first connection waits for symbols
@@ -144,64 +137,43 @@ class Link:
                 await self.wake.wait()
             in_url = src.ordered_streams(self.symbols)[:WS_URL_MAX_STREAMS]
             url = streams_url(src.base_url, in_url)
-            reason = await self._session(url, set(in_url), out)
-            await out.put(FeedEvent("disconnected", f"{reason} (connection {self.id})", frozenset(self.symbols)))
+            reason = await self._session(url, set(in_url), inbox)
+            inbox.put(FeedEvent("disconnected", f"{reason} (connection {self.id})", frozenset(self.symbols)))
             delay = backoff_delay(self.attempt, RECONNECT_BASE_S, src.backoff_max_s) if self.attempt else 0.0
             self.attempt += 1
             if delay:
                 await asyncio.sleep(delay)
 
-    async def _session(self, url: str, in_url: set[str], out: asyncio.Queue[SourceItem | Reply]) -> str:
-        try:
-            async with websockets.connect(
-                url, open_timeout=10, close_timeout=2, max_size=2**22, compression=None,
-                ping_interval=20, ping_timeout=20, max_queue=4096,
-            ) as ws:
-                self.source.connections += 1
-                self.sent, self.outbox = in_url, deque()
-                self.sync()  # the streams past the URL's, and what changed while connecting
-                await out.put(FeedEvent("connected", f"connection {self.id}: {len(self.symbols)} symbols",
-                                        frozenset(self.symbols)))
-                sender = asyncio.create_task(self._send_loop(ws))
-                try:
-                    return await self._read(ws, out)
-                finally:
-                    sender.cancel()
-                    await asyncio.gather(sender, return_exceptions=True)
-                    self.sent = None
-                    self.source.drop_pending(self)
-        except ConnectionClosed as exc:
-            return f"connection closed: {exc}"
-        except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
-            return f"connect failed: {exc!r}"
-
-    async def _read(self, ws: websockets.ClientConnection, out: asyncio.Queue[SourceItem | Reply]) -> str:
+    async def _session(self, url: str, in_url: set[str], inbox: Inbox) -> str:
         src = self.source
-        opened = time.monotonic()
-        loop = asyncio.get_running_loop()
-        # One timeout context for the connection, re-armed per frame: `wait_for` per frame makes a task per frame
-        # and cut the receive rate 3x. Disarmed while the frame waits for room in the queue, so a slow ingest loop
-        # is never mistaken for a stale feed.
         try:
-            async with asyncio.timeout(None) as watchdog:
-                while True:
-                    if time.monotonic() - opened > src.reconnect_after_s:
-                        return "scheduled reconnect before the 24 h cut"
-                    watchdog.reschedule(loop.time() + src.stale_s)
-                    raw = await ws.recv(decode=False)
-                    watchdog.reschedule(None)
-                    self.attempt = 0
-                    item: SourceItem | Reply = (time.time_ns(), raw)
-                    if not raw.startswith(_STREAM_FRAME) and (reply := method_reply(raw)) is not None:
-                        item = Reply(self, reply)
-                    if out.full():
-                        await out.put(item)
-                    else:
-                        out.put_nowait(item)
-                    if b"serverShutdown" in raw:
-                        return "venue announced serverShutdown"
-        except TimeoutError:
-            return f"stale feed: no frame for {src.stale_s:g} s"
+            async with asyncio.timeout(OPEN_TIMEOUT_S):
+                _, conn = await ws_connect(
+                    lambda: Connection(self, inbox, src.stale_s, src.reconnect_after_s), url,
+                    websocket_handshake_timeout=OPEN_TIMEOUT_S, max_frame_size=MAX_MESSAGE, enable_auto_pong=True,
+                    enable_auto_ping=True, auto_ping_idle_timeout=PING_IDLE_S, auto_ping_reply_timeout=PING_IDLE_S,
+                    logger_name="binance", max_redirects=0,
+                )
+        except (OSError, WSError, WSInvalidURL, TimeoutError) as exc:
+            return f"connect failed: {exc!r}"
+        assert isinstance(conn, Connection)
+        src.connections += 1
+        self.sent, self.outbox = in_url, deque()
+        self.sync()  # the streams past the URL's, and what changed while connecting
+        inbox.put(FeedEvent("connected", f"connection {self.id}: {len(self.symbols)} symbols",
+                            frozenset(self.symbols)))
+        sender = asyncio.create_task(self._send_loop(conn))
+        try:
+            return await asyncio.shield(conn.closed)
+        finally:
+            sender.cancel()
+            await asyncio.gather(sender, return_exceptions=True)
+            self.sent = None
+            src.drop_pending(self)
+            conn.close("stopped")  # nothing when it already closed; at shutdown: a close frame, then the socket
+            if conn.transport is not None:
+                with contextlib.suppress(Exception):  # whatever the socket says now, it is gone
+                    await asyncio.wait_for(conn.transport.wait_disconnected(), CLOSE_TIMEOUT_S)
 
 
 def _in_order(streams: set[str]) -> list[str]:
