@@ -1,5 +1,7 @@
 """A real Redis Cluster on this machine for tests: `redis-server --cluster-enabled yes` processes on free ports,
-joined with `redis-cli --cluster create` (masters, optionally one replica each), torn down after the test."""
+joined with `redis-cli --cluster create` (masters, optionally one replica each), torn down after the test; or the
+suite's one shared three-master cluster (the `cluster` fixture of tests/integration/conftest.py), emptied before each
+test that uses it."""
 
 from __future__ import annotations
 
@@ -47,6 +49,21 @@ class RedisClusterServers:
     def kill(self, node: ClusterNode) -> None:
         node.proc.send_signal(signal.SIGKILL)
         node.proc.wait(timeout=5)
+
+    def reset(self) -> None:
+        """Empty every master (keys, streams and their groups), for the next test on a shared cluster. A test that
+        kills a node starts a cluster of its own: a shared one that lost a node fails here, naming the reason."""
+        dead = [n.port for n in self.nodes if n.proc.poll() is not None]
+        if dead:
+            pytest.fail(f"the shared Redis Cluster lost nodes {dead}: a test that kills one must start its own")
+        for n in self.nodes:
+            c = n.client()
+            try:
+                if c.execute_command("ROLE")[0] == b"master":
+                    c.flushall()
+            finally:
+                c.close()
+        wait_cluster_ok(self)
 
     def stop(self) -> None:
         for n in self.nodes:

@@ -4,6 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.cluster import RedisClusterServers, start_cluster
 from tests.integration.browser_util import Chromium
 from tests.integration.procs import Proc
 
@@ -26,3 +27,20 @@ def browser() -> Iterator[Chromium]:
         yield b
     finally:
         b.close()
+
+
+@pytest.fixture(scope="session")
+def _shared_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterServers]:
+    servers = start_cluster(tmp_path_factory.mktemp("cluster"), masters=3)
+    try:
+        yield servers
+    finally:
+        servers.stop()
+
+
+@pytest.fixture
+def cluster(_shared_cluster: RedisClusterServers) -> RedisClusterServers:
+    """A real three-master Redis Cluster, empty. One for the whole session (starting one costs seconds of a loaded
+    machine, and every module of the cluster tests asked for its own); a test that kills a node starts its own."""
+    _shared_cluster.reset()
+    return _shared_cluster
