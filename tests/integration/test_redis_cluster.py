@@ -1,24 +1,14 @@
-"""The product's Redis client against a real Redis Cluster (three masters started here)."""
+"""The product's Redis client against a real Redis Cluster (the suite's three masters, emptied for each test)."""
 
 from __future__ import annotations
-
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from qs_common.partition import tag
 from qs_common.redis_client import connect, get_many, is_cluster, transactional
-from tests.cluster import RedisClusterServers, start_cluster
+from tests.cluster import RedisClusterServers
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[RedisClusterServers]:
-    servers = start_cluster(tmp_path / "cluster", masters=3)
-    yield servers
-    servers.stop()
 
 
 def test_client_reaches_every_node_and_groups_work_per_tagged_stream(cluster: RedisClusterServers) -> None:
