@@ -10,6 +10,7 @@ reason and a reason class (`Rejected.kind`), never raised.
 from __future__ import annotations
 
 import json
+import unicodedata
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
 from typing import Any, Literal
@@ -229,6 +230,8 @@ def _parse_slow(recv_ns: int, raw: bytes, rules: EdgeRules) -> ParseResult:
         return Control("serverShutdown")
     stream = doc.get("stream")
     if isinstance(stream, str) and "data" in doc:
+        if (bad := _bad_stream_name(stream)) is not None:
+            return Rejected(f"invalid stream name {_clip(stream)!r}: {bad}")
         kind = stream.partition("@")[2]
         if kind in DEPTH_KINDS and rules.depth:
             return _parse_depth(kind, raw, recv_ns, rules)
@@ -243,6 +246,23 @@ def _parse_slow(recv_ns: int, raw: bytes, rules: EdgeRules) -> ParseResult:
             return Rejected(f"invalid {_clip(kind)} frame: {_first_error(err)}")
         return Skipped(f"stream {_clip(kind or stream)!r} not published")
     return _not_a_stream_frame(doc)
+
+
+def _bad_stream_name(stream: str) -> str | None:
+    """Why `stream` cannot be any stream's name, or None. A name that can be is skipped when not published.
+
+    A lone surrogate (an escaped `\\ud800`, or the bytes ED A0 80 that `json.loads` lets through) is no character
+    at all; control, format, private-use and unassigned code points and whitespace are in no name Binance sends
+    (its names travel in a URL path). Non-ASCII letters are not refused: a venue may list such a symbol, and
+    its streams, not subscribed, are skipped like any other.
+    """
+    if not stream:
+        return "empty"
+    if stream.isprintable() and " " not in stream:  # the usual case, in one pass
+        return None
+    at, char = next((i, c) for i, c in enumerate(stream) if not c.isprintable() or c == " ")
+    what = "a lone surrogate" if "\ud800" <= char <= "\udfff" else f"{unicodedata.category(char)} character"
+    return f"{what} U+{ord(char):04X} at {at}"
 
 
 def _not_a_stream_frame(doc: dict[str, Any]) -> ParseResult:
