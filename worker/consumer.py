@@ -15,6 +15,9 @@ stays pending and is re-read on the next start.
 `flat_fields=True` hands the handler each entry's fields as the flat `[name, value, ...]` list of the reply
 (hiredis' parse, nothing more) instead of a dict: redis-py's reply parsing (a dict per entry) costs more than the
 candle handler's whole work on a book ticker it skips. `qs_common.codec.decode_batch` reads both forms.
+Such a consumer (on a single Redis node) also reads new entries and acknowledges through connections of its own
+(`worker.raw_link`): XACK packed by hiredis in one call, and while a full batch is being stored the next one is
+already asked for, so redis-server builds it on the other core instead of the consumer waiting for it.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from qs_common import deadletters, keys
 from qs_common.groups import ensure_group
 from qs_common.redis_client import transactional
 from worker.failures import is_transient, one_line
+from worker.raw_link import RawLink
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +86,14 @@ class GroupConsumer:
         # Reads through a client of the same connections whose stream replies are left as hiredis gives them.
         # A cluster client keeps redis-py's parse (its replies are then converted).
         self._raw: redis.Redis | None = None
+        # New entries are read, and every batch acknowledged, through connections of their own (module docstring)
+        self._reads: RawLink | None = None
+        self._acks: RawLink | None = None
         if flat_fields and isinstance(r, redis.Redis):
             self._raw = redis.Redis(connection_pool=r.connection_pool)
             for command in ("XREADGROUP", "XAUTOCLAIM"):
                 self._raw.set_response_callback(command, _as_is)
+            self._reads, self._acks = RawLink(r.connection_pool), RawLink(r.connection_pool)
         self.flat_fields = flat_fields
         self.stream = stream
         self.group = group
@@ -187,9 +195,13 @@ class GroupConsumer:
                 if poison and not multi:
                     pipe.execute()
                     pipe = self.r.pipeline(transaction=False)
-                for acked_stream, acked in ack_groups(ids, stream).items():
-                    pipe.xack(acked_stream, self.group, *acked)
-                pipe.execute()
+                if poison or self._acks is None:
+                    for acked_stream, acked in ack_groups(ids, stream).items():
+                        pipe.xack(acked_stream, self.group, *acked)
+                    pipe.execute()
+                else:  # the hot path: one packed XACK per stream, no pipeline
+                    for acked_stream, acked in ack_groups(ids, stream).items():
+                        self._acks.call(b"XACK", acked_stream, self.group, *acked)
                 break
             except (RedisError, OSError) as exc:  # the handler's effects are stored: only this step is repeated
                 self.stats.last_error = one_line(exc)
@@ -206,18 +218,31 @@ class GroupConsumer:
         self.stats.batches += 1
         self.stats.last_entry_id = ids[-1].decode()
 
+    def _ask_new(self, block: int | None) -> None:
+        """Send XREADGROUP for new entries on the read connection; `_new_entries` reads its reply."""
+        assert self._reads is not None
+        blocking = () if block is None else (b"BLOCK", block)
+        self._reads.send(b"XREADGROUP", b"GROUP", self.group, self.consumer, b"COUNT", self.batch, *blocking,
+                         b"STREAMS", self.stream, b">")
+
+    def _new_entries(self) -> list[tuple[bytes, Any]]:
+        assert self._reads is not None
+        return _reply_entries(self._reads.receive())
+
     def _read(self, start: str, block: int | None = None, stream: str | None = None) -> list[tuple[bytes, Any]]:
         """XREADGROUP from `start` ('>' for new entries); fields are None for entries deleted meanwhile."""
         stream = stream or self.stream
+        if self._reads is not None and start == ">" and stream == self.stream:
+            self._ask_new(block)
+            return self._new_entries()
         if self._raw is not None:
             raw: Any = self._raw.xreadgroup(self.group, self.consumer, {stream: start}, count=self.batch,
                                             block=block)
             if not raw:
                 return []
-            # RESP2: [[stream, entries]]; RESP3: {stream: entries}; an entry is [id, [name, value, ...] or None]
-            entries = next(iter(raw.values())) if isinstance(raw, dict) else raw[0][1]
+            entries = _reply_entries(raw)
             if start == ">":  # new entries always have fields: hand over hiredis' [id, fields] pairs as they are
-                return entries  # type: ignore[no-any-return]
+                return entries
             return [(e[0], e[1] or None) for e in entries]
         reply: Any = self.r.xreadgroup(self.group, self.consumer, {stream: start}, count=self.batch, block=block)
         return self._entries(reply[0][1]) if reply else []
@@ -275,26 +300,49 @@ class GroupConsumer:
         self._stop = stop
         if self.flat_fields:
             relax_gc()
-        while not stop.is_set():
-            try:
-                ensure_group(self.r, self.stream, self.group)
-                self._own_pending()
+        try:
+            while not stop.is_set():
+                try:
+                    ensure_group(self.r, self.stream, self.group)
+                    self._own_pending()
+                    self._claim_abandoned()
+                    self._set_state("running")
+                    self._run_new(stop)
+                    return
+                except Stopped:
+                    return
+                except (RedisError, OSError) as exc:
+                    self._set_state("redis-down", str(exc))
+                    self._close_links()  # a reply still owed on them would be misread as the next one
+                    stop.wait(1.0)
+        finally:
+            self._close_links()
+
+    def _run_new(self, stop: threading.Event) -> None:
+        """New entries until stop. With a read connection, a full batch asks for the next one before it is stored
+        (the server builds it meanwhile); a batch asked for is always read and stored, stop or not, so a stop
+        leaves nothing delivered behind (it would wait for the next start, or a claim)."""
+        asked = False
+        while not stop.is_set() or asked:
+            if time.monotonic() - self._last_claim > self.claim_idle_ms / 1000:
+                self._last_claim = time.monotonic()
                 self._claim_abandoned()
-                self._set_state("running")
-                while not stop.is_set():
-                    if time.monotonic() - self._last_claim > self.claim_idle_ms / 1000:
-                        self._last_claim = time.monotonic()
-                        self._claim_abandoned()
-                    fresh = self._read(">", self.block_ms)
-                    if fresh:
-                        self._process(fresh if self._raw is not None else
-                                      [(eid, fields) for eid, fields in fresh if fields is not None])
-                return
-            except Stopped:
-                return
-            except (RedisError, OSError) as exc:
-                self._set_state("redis-down", str(exc))
-                stop.wait(1.0)
+            if asked:
+                fresh, asked = self._new_entries(), False
+            else:
+                fresh = self._read(">", self.block_ms)
+            if not fresh:
+                continue
+            if self._reads is not None and len(fresh) >= self.batch and not stop.is_set():
+                self._ask_new(None)  # no BLOCK: a full batch says more are there; an empty reply costs one trip
+                asked = True
+            self._process(fresh if self._raw is not None else
+                          [(eid, fields) for eid, fields in fresh if fields is not None])
+
+    def _close_links(self) -> None:
+        for link in (self._reads, self._acks):
+            if link is not None:
+                link.close()
 
     def lag(self) -> dict[str, int | None]:
         """Entries not yet delivered to the group, and delivered but not acknowledged."""
@@ -352,6 +400,15 @@ def relax_gc() -> None:
 
 def _as_is(response: Any, **_options: Any) -> Any:
     return response
+
+
+def _reply_entries(raw: Any) -> list[tuple[bytes, Any]]:
+    """A raw XREADGROUP reply of one stream -> its [id, fields] entries, as hiredis gives them.
+    RESP2: [[stream, entries]]; RESP3: {stream: entries}; no entries: None; fields are None for a pending entry
+    deleted from the stream."""
+    if not raw:
+        return []
+    return next(iter(raw.values())) if isinstance(raw, dict) else raw[0][1]  # type: ignore[no-any-return]
 
 
 def as_mapping(fields: Mapping[bytes, bytes] | list[bytes]) -> Mapping[bytes, bytes]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -50,8 +51,6 @@ def test_abandoned_entries_of_another_consumer_are_claimed_and_a_failing_batch_i
     stop = threading.Event()
     t = threading.Thread(target=consumer.run, args=(stop,))
     consumer._last_claim = float("inf")  # no periodic claim in this test: the start-up claim is what we test
-    import time
-
     time.sleep(1.1)  # the dead consumer's entries become idle long enough to claim
     t.start()
     deadline = time.monotonic() + 10
@@ -63,3 +62,37 @@ def test_abandoned_entries_of_another_consumer_are_claimed_and_a_failing_batch_i
     assert calls[0] == calls[1] == [0, 1, 2]  # claimed, failed once, retried
     assert sorted(n for c in calls[1:] for n in c) == [0, 1, 2, 3, 4]
     assert consumer.stats.failed_batches == 1 and consumer.stats.entries == 5
+
+
+@FLAT
+def test_full_batches_read_ahead_and_a_stop_leaves_nothing_delivered_unhandled(r, flat):
+    """A flat consumer asks for the next batch while it stores a full one (worker.raw_link): every entry is still
+    handled once, in stream order, and a stop in the middle handles the batch already asked for, so nothing stays
+    pending. A dict consumer (no read connection) behaves the same."""
+    for i in range(100):
+        r.xadd("s", {"n": i})
+    r.xgroup_create("s", "g", id="0")
+    seen: list[int] = []
+    stop = threading.Event()
+    pending_while_handling: list[int] = []
+
+    def handler(entries):
+        # the read-ahead is sent on another connection just before: wait until the server has taken it
+        deadline = time.monotonic() + (2 if flat else 0)
+        while (pending := int(r.xpending("s", "g")["pending"])) < 20 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        pending_while_handling.append(pending)
+        seen.extend(n_of(f, flat) for _, f in entries)
+        if len(seen) == 40:
+            stop.set()  # mid-stream: the batch asked for meanwhile must still be handled and acknowledged
+
+    consumer = GroupConsumer(r, "s", "g", "c1", handler, batch=10, block_ms=50, flat_fields=flat)
+    t = threading.Thread(target=consumer.run, args=(stop,))
+    t.start()
+    t.join(10)
+    assert not t.is_alive()
+    read_ahead = 10 if flat else 0  # the next full batch is delivered (pending) while this one is handled
+    assert seen == list(range(40 + read_ahead))
+    assert pending_while_handling[1:4] == [10 + read_ahead] * 3
+    assert r.xpending("s", "g")["pending"] == 0
+    assert consumer.stats.entries == 40 + read_ahead
