@@ -16,6 +16,7 @@ from ingest.parser import (
     Rejected,
     Skipped,
     parse_frame,
+    parse_frame_schema,
 )
 from qs_common.models import BookTicker, Trade
 from tests.conftest import BTC_RECORDING, ETH_RECORDING
@@ -103,6 +104,47 @@ def test_skips_and_controls():
     assert isinstance(parse_frame(1, frame("btcusdt@aggTrade", {"e": "aggTrade"})), Skipped)
     assert parse_frame(1, b'{"e":"serverShutdown","E":1}') == Control("serverShutdown")
     assert parse_frame(1, frame("btcusdt@trade", {"e": "serverShutdown", "E": 1})) == Control("serverShutdown")
+
+
+# Names no stream can have, escaped in JSON or as the bytes of a lone surrogate (which `json.loads` lets through):
+# each frame is dead-lettered, in the trade, book-ticker and depth parts of the name alike, whether depth is on
+_TRADE_JSON = json.dumps(TRADE).encode()
+
+
+@pytest.mark.parametrize("depth", [False, True], ids=["depth-off", "depth-on"])
+@pytest.mark.parametrize(
+    ("raw", "why"),
+    [
+        (b'{"stream":"btcusdt@\\ud800trade","data":' + _TRADE_JSON + b"}", "a lone surrogate U+D800 at 8"),
+        (b'{"stream":"btcusdt@tr\xed\xa0\x80ade","data":' + _TRADE_JSON + b"}", "a lone surrogate U+D800 at 10"),
+        (b'{"stream":"btcusdt@bookTicker\xed\xbf\xbf","data":{}}', "a lone surrogate U+DFFF at 18"),
+        (frame("btcusdt@depth\udc80@100ms", {}), "a lone surrogate U+DC80 at 13"),
+        (frame("btcusdt@trade\n", TRADE), "Cc character U+000A at 13"),
+        (frame("btcusdt@\u200btrade", TRADE), "Cf character U+200B at 8"),
+        (frame("btcusdt@ trade", TRADE), "Zs character U+0020 at 8"),
+        (frame("", TRADE), "empty"),
+    ],
+    ids=["escaped-surrogate", "surrogate-bytes", "surrogate-bytes-book", "depth-surrogate", "newline", "zero-width",
+         "space", "empty"],
+)
+def test_a_malformed_stream_name_is_dead_lettered_not_skipped(raw, why, depth):
+    rules = EdgeRules(frozenset({"BTCUSDT"}), depth=depth)
+    for parse in (parse_frame, parse_frame_schema):
+        result = parse(1, raw, rules)
+        assert isinstance(result, Rejected) and result.kind == SCHEMA, (parse.__name__, result)
+        assert result.reason.startswith("invalid stream name ") and result.reason.endswith(why), result.reason
+        assert result.reason.isascii()  # the name is quoted escaped: the reason is written to Redis as UTF-8
+
+
+@pytest.mark.parametrize(
+    "stream",
+    ["btcusdt@aggTrade", "btcusdt@kline_1m", "btcusdt@depth@100ms", "!miniTicker@arr", "btcusdt",
+     "\u5e01\u5b89\u4eba\u751fusdt@aggTrade", "btcusdt@tradé"],
+)
+def test_a_well_formed_stream_not_published_is_still_skipped(stream):
+    # non-ASCII letters are no malformation: a venue may list such a symbol; its streams are not ours
+    result = parse_frame(1, frame(stream, {"e": "other"}), EdgeRules(frozenset({"BTCUSDT"})))
+    assert isinstance(result, Skipped) and "not published" in result.reason, result
 
 
 def test_fast_and_slow_paths_agree():
