@@ -19,10 +19,12 @@ from typing import Any
 import pytest
 import redis
 
+from ingest.rewind import parse_id
 from qs_analytics.alerts import AlertRule
 from qs_common import keys
 from tests.conftest import free_port, python_module, service_env
 from tests.integration.procs import Proc, drained, status, wait_for
+from worker.analytics_consumer import RULES_REFRESH_S
 
 pytestmark = pytest.mark.integration
 
@@ -151,7 +153,9 @@ def test_webhooks_exactly_once_per_crossing_and_retried_with_the_same_id(tmp_pat
         hook = AlertRule.from_expression("hook", "|z| >= 2", hysteresis=1.5, webhook=f"{receiver.url}/ok")
         flaky = AlertRule.from_expression("flaky", "n >= 20", webhook=f"{receiver.url}/flaky")  # fires once
         r.hset(keys.ALERT_RULES, mapping={"hook": hook.to_json(), "flaky": flaky.to_json()})
-        time.sleep(2.5)  # the consumer rereads the rules every second
+        # the consumer rereads the rules at most every RULES_REFRESH_S, on a batch: its last read was before the
+        # write, so the first batch once this has passed reads them (whatever else reads them in between)
+        time.sleep(RULES_REFRESH_S + 0.2)
         started = time.monotonic()
         feed_ticks(r)
         wait_for(lambda: drained(r, groups=("analytics",)), 120, "the analytics consumer to drain")
@@ -172,7 +176,8 @@ def test_webhooks_exactly_once_per_crossing_and_retried_with_the_same_id(tmp_pat
     print(f"{len(series)} observations, {len(expected)} crossings of |z| >= 2 (re-armed below 0.5)")
     assert len(expected) >= 5, "the test data should cross several times"
     assert [(int(f["ts"]), float(f["value"])) for _, f in fired] == expected
-    posts = sorted(receiver.requests("/ok"), key=lambda p: p["body"]["id"])  # parallel senders: any order
+    # parallel senders: any order; sorted as stream ids ("…-10" after "…-2": many alerts share a millisecond)
+    posts = sorted(receiver.requests("/ok"), key=lambda p: parse_id(p["body"]["id"]))
     assert [p["body"]["id"] for p in posts] == [eid for eid, _ in fired]  # once each
     for p, (eid, f) in zip(posts, fired, strict=True):
         b = p["body"]
@@ -208,7 +213,7 @@ def test_a_dead_or_hanging_receiver_does_not_hold_the_analytics(tmp_path, redis_
     try:
         ready(r, worker)
         assert r.hget(keys.ALERT_RULES, "default-z") is None  # an install with rules gets no default
-        time.sleep(2.5)
+        # no wait for the rules: they were written before the worker started, so any read of them has them
         started = time.monotonic()
         feed_ticks(r)
         wait_for(lambda: drained(r, groups=("analytics",)), 120, "the analytics consumer to drain")
@@ -243,8 +248,7 @@ def test_alerts_in_flight_when_the_worker_dies_are_sent_after_the_restart_with_t
     rule = AlertRule.from_expression("later", "|z| >= 2", hysteresis=1.5, webhook=f"{receiver.url}/later")
     r.hset(keys.ALERT_RULES, rule.id, rule.to_json())
     worker = start_analytics(redis_server.url, tmp_path)
-    ready(r, worker)
-    time.sleep(2.5)
+    ready(r, worker)  # the rule was written before the worker started: its first read has it
     feed_ticks(r)
     wait_for(lambda: drained(r, groups=("analytics",)), 120, "the analytics consumer to drain")
     fired = {eid for eid, _ in alerts_of(r, "later")}
