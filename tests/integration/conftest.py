@@ -31,7 +31,9 @@ def browser() -> Iterator[Chromium]:
 
 @pytest.fixture(scope="session")
 def _shared_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterServers]:
-    servers = start_cluster(tmp_path_factory.mktemp("cluster"), masters=3)
+    # no append-only file: no test restarts a node of this cluster (one that kills a node starts its own), and an
+    # fsync per write would cost every test that shares it
+    servers = start_cluster(tmp_path_factory.mktemp("cluster"), masters=3, appendonly=False)
     try:
         yield servers
     finally:
