@@ -231,11 +231,10 @@ class Ingest:
 
     async def _handle_batch(self, batch: list[SourceItem]) -> bool:
         """Handle the items of one read; True: stop (the source finished, or a signal asked)."""
+        take = self._take
         for item in batch:
             if type(item) is tuple:  # a frame: the common case, handled without an await
-                self._take(item[0], item[1])
-                if self.pub.buffered >= self.settings.publish_batch:
-                    await self.pub.flush()
+                take(item[0], item[1])
             elif isinstance(item, FeedEvent):
                 await self._on_event(item)
                 if item.kind == "finished":
@@ -245,6 +244,9 @@ class Ingest:
             if self._stop_requested:
                 self._set_state("stopping", "signal")
                 return True
+        # once per socket read, not per frame: the buffer may pass PUBLISH_BATCH by one read's frames
+        if self.pub.buffered >= self.settings.publish_batch:
+            await self.pub.flush()
         return False
 
     def request_stop(self) -> None:

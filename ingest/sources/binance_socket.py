@@ -31,6 +31,7 @@ logging.getLogger("picows.binance").setLevel(logging.WARNING)
 
 MAX_MESSAGE = 2**22  # bytes; a larger message closes the connection (1009), as `websockets`' max_size did
 _STREAM_FRAME = b'{"stream":'
+_TEXT = WSMsgType.TEXT
 _DATA = (WSMsgType.TEXT, WSMsgType.BINARY)
 
 Frames = list[tuple[int, bytes]]  # (recv_ns, raw) of one socket read
@@ -126,32 +127,46 @@ class Connection(WSListener):  # type: ignore[misc]  # picows ships no types for
                                          "scheduled reconnect before the 24 h cut")
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
-        kind = frame.msg_type
-        if kind in _DATA and frame.fin and self._parts is None:
+        # The common case first, in as few steps as possible: a whole text frame of a stream, not the last of a
+        # shutdown; everything else (replies, fragments, close, binary, serverShutdown) takes `_other`.
+        if frame.msg_type is _TEXT and frame.fin and self._parts is None and not self._ending:
             raw = frame.get_payload_as_bytes()
-        elif kind is WSMsgType.CLOSE:
-            self._remote_close(transport, frame)
-            return
-        else:
-            maybe = self._fragment(kind, frame)
-            if maybe is None:
+            if raw.startswith(_STREAM_FRAME) and b"serverShutdown" not in raw:
+                batch = self._batch
+                if not batch:
+                    self._recv_ns = time.time_ns()  # the frames of one socket read arrived together
+                batch.append((self._recv_ns, raw))
+                if frame.last_in_buffer:
+                    self._hand_on()
                 return
-            raw = maybe
-        if self._ending:
-            return
-        if not self._batch:
-            self._recv_ns = time.time_ns()
-        if raw.startswith(_STREAM_FRAME) or (reply := method_reply(raw)) is None:
-            self._batch.append((self._recv_ns, raw))
-            if b"serverShutdown" in raw:
-                self._hand_on()
-                self.close("venue announced serverShutdown")
-                return
+            self._message(raw)
         else:
-            self._hand_on()  # the reply goes behind every frame read before it
-            self.inbox.put(Reply(self.link, reply))
+            self._other(transport, frame)
         if frame.last_in_buffer:
             self._hand_on()
+
+    def _other(self, transport: WSTransport, frame: WSFrame) -> None:
+        kind = frame.msg_type
+        if kind is WSMsgType.CLOSE:
+            self._remote_close(transport, frame)
+            return
+        raw = frame.get_payload_as_bytes() if kind in _DATA and frame.fin and self._parts is None \
+            else self._fragment(kind, frame)
+        if raw is not None and not self._ending:
+            self._message(raw)
+
+    def _message(self, raw: bytes) -> None:
+        """A whole message that is not a plain stream frame: a reply, a shutdown notice or anything else."""
+        if not self._batch:
+            self._recv_ns = time.time_ns()
+        if not raw.startswith(_STREAM_FRAME) and (reply := method_reply(raw)) is not None:
+            self._hand_on()  # the reply goes behind every frame read before it
+            self.inbox.put(Reply(self.link, reply))
+            return
+        self._batch.append((self._recv_ns, raw))  # anything else is the parser's to judge
+        if b"serverShutdown" in raw:
+            self._hand_on()
+            self.close("venue announced serverShutdown")
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
         self._hand_on()
