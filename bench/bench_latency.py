@@ -13,6 +13,7 @@ Run from the repository root: `python bench/bench_latency.py [--ticks 300000] [-
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -55,6 +56,12 @@ def add_rules(r: redis.Redis) -> None:
     r.hset("alerts:rules", mapping={rule.id: rule.to_json() for rule in rules})
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used: what a figure costs, whatever else shares the cores."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def latency_run(url: str, r: redis.Redis, tmp: Path, label: str, rate: float, warmup: float, seconds: float,
                 profile: Path | None = None, split: bool = False, **ingest_env: str) -> dict[str, object]:
     r.flushall()
@@ -84,12 +91,18 @@ def latency_run(url: str, r: redis.Redis, tmp: Path, label: str, rate: float, wa
             ingest = start_module("ingest", ienv, tmp / f"ingest-lat-{label}.log")
             wait_first_ticks(r, ingest, tmp / f"ingest-lat-{label}.log")  # start-up takes seconds under load
             time.sleep(warmup)
+            procs = {"ingest": ingest, "worker": worker, **({"worker-candles": extra} if extra else {})}
+            cpu0 = {name: cpu_s(p.pid) for name, p in procs.items()}
             t_from_ns = time.time_ns()
+            sent0 = ws.sent.value
             if profile is not None:
                 spy = pyspy_record(worker.pid, seconds, profile)
             time.sleep(seconds)
             t_to_ns = time.time_ns()
             sent = ws.sent.value
+            # CPU per frame sent in the window: comparable across runs however busy the machine is
+            frames = max(1, sent - sent0)
+            cpu = {name: (cpu_s(p.pid) - cpu0[name]) / frames * 1e6 for name, p in procs.items()}
             stop(ingest)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:  # let the worker finish what ingest published
@@ -111,6 +124,7 @@ def latency_run(url: str, r: redis.Redis, tmp: Path, label: str, rate: float, wa
         ts: (recv, int(tid.split(b"-")[0])) for tid, ts, recv in zip(decoded.entry_ids, decoded.times, decoded.recvs,
                                                                     strict=True)}
     total, ingest_part, worker_part = [], [], []
+    series: list[tuple[int, float]] = []  # (recv ms, latency ms): when the slow ones happened
     unmatched = 0
     analytics = r.xrange("stream:analytics")
     for aid, f in analytics:
@@ -123,12 +137,25 @@ def latency_run(url: str, r: redis.Redis, tmp: Path, label: str, rate: float, wa
             continue
         a_ms = int(aid.split(b"-")[0])
         total.append(a_ms - recv_ns / 1e6)
+        series.append((recv_ns // 1_000_000, total[-1]))
         ingest_part.append(tick_ms - recv_ns / 1e6)
         worker_part.append(a_ms - tick_ms)
     status = r.get("status:worker-analytics")
     return {"sent": sent, "ticks": len(ticks), "trades": len(trades), "analytics": len(analytics),
             "measured": len(total), "unmatched": unmatched, "total": total, "ingest": ingest_part,
-            "worker": worker_part, "status": status.decode() if status else "", "load": load()}
+            "worker": worker_part, "status": status.decode() if status else "", "load": load(),
+            "cpu_us_per_frame": cpu, "slow_seconds": slow_seconds(series, t_from_ns // 1_000_000)}
+
+
+def slow_seconds(series: list[tuple[int, float]], t0_ms: int, top: int = 5) -> str:
+    """The seconds of the window with the largest latencies: a tail from one stall reads differently from a tail
+    spread evenly."""
+    worst: dict[int, float] = {}
+    for recv_ms, ms in series:
+        sec = (recv_ms - t0_ms) // 1000
+        worst[sec] = max(worst.get(sec, 0.0), ms)
+    ranked = sorted(worst.items(), key=lambda kv: -kv[1])[:top]
+    return ", ".join(f"s{sec}: {ms:.0f} ms" for sec, ms in ranked)
 
 
 def main() -> None:
@@ -142,6 +169,7 @@ def main() -> None:
     ap.add_argument("--split", default="no", choices=("no", "yes", "both"),
                     help="also run the worker as two processes (--role candles, --role analytics)")
     ap.add_argument("--profile", type=Path, help="directory for py-spy profiles of the worker")
+    ap.add_argument("--keep", type=Path, help="directory for the processes' logs and data (kept after the run)")
     a = ap.parse_args()
     m = machine()
     print(f"machine: nproc={m['nproc']} cpu={m['cpu']} CPython {m['python']} redis {m['redis']}; load {load()}")
@@ -149,7 +177,8 @@ def main() -> None:
         a.profile.mkdir(parents=True, exist_ok=True)
     rows: list[tuple[str, str, str, str]] = []
     with tempfile.TemporaryDirectory(prefix="bench-latency-") as d:
-        tmp = Path(d)
+        tmp = a.keep or Path(d)
+        tmp.mkdir(parents=True, exist_ok=True)
         with redis_server(tmp / "redis") as rs:
             r = rs.client()
             if not a.skip_throughput:
@@ -172,15 +201,18 @@ def main() -> None:
                 how = "two worker processes" if split else "one worker process"
                 print(f"  [paced {a.rate:g}/s, PUBLISH_FLUSH_MS={flush_ms}, {how}] server sent {res2['sent']:,}, "
                       f"ticks {res2['ticks']:,} ({res2['trades']:,} trades), analytics entries {res2['analytics']:,}, "
-                      f"measured {res2['measured']:,}, unmatched {res2['unmatched']}; worker status {res2['status']}",
+                      f"measured {res2['measured']:,}, unmatched {res2['unmatched']}; worker status {res2['status']}; "
+                      f"slowest seconds {res2['slow_seconds']}",
                       flush=True)
                 for part in ("total", "ingest", "worker"):
                     v: list[float] = res2[part]  # type: ignore[assignment]
                     what = {"total": "recv -> analytics XADD", "ingest": "recv -> tick XADD (ingest)",
                             "worker": "tick XADD -> analytics XADD (worker)"}[part]
-                    figure = (f"p50 {pct(v, 50):.1f} / p99 {pct(v, 99):.1f} / max {max(v):.1f} ms" if v else "n/a")
+                    figure = (f"p50 {pct(v, 50):.1f} / p99 {pct(v, 99):.1f} / p99.9 {pct(v, 99.9):.1f} / "
+                              f"max {max(v):.1f} ms" if v else "n/a")
+                    cpu = ", ".join(f"{k} {v:.0f}" for k, v in res2["cpu_us_per_frame"].items())  # type: ignore[attr-defined]
                     rows.append((f"latency {what}, {a.rate:g} frames/s, PUBLISH_FLUSH_MS={flush_ms}, {how}", figure,
-                                 str(res2["load"]), f"n = {len(v):,}"))
+                                 str(res2["load"]), f"n = {len(v):,}; CPU µs/frame: {cpu}"))
             r.close()
     print()
     print("| what | figure | load avg | note |")

@@ -103,7 +103,7 @@ class Settings(BaseSettings):
     tick_partitioning: Literal["single", "symbol"] | None = None
     stream_maxlen: int = Field(1_000_000, ge=1_000)
     publish_batch: int = Field(1_000, ge=1, le=100_000)
-    publish_flush_ms: int = Field(5, ge=1, le=10_000)
+    publish_flush_ms: int = Field(2, ge=1, le=10_000)  # the longest a tick waits before XADD (issue 12)
     stale_feed_s: float = Field(10.0, gt=0)
     reconnect_after_h: float = Field(23.5, gt=0, le=24)
     backoff_max_s: float = Field(60.0, gt=0)
