@@ -1,5 +1,5 @@
 """Fuzz: a real ingest process over a local WebSocket server that sends hypothesis-generated frames (nested,
-huge, binary, non-UTF-8, wrong types, out-of-range numbers, foreign symbols) mixed with valid ones.
+huge, binary, non-UTF-8, bad stream names, wrong types, out-of-range numbers, foreign symbols) mixed with valid ones.
 
 The frames are labelled valid or invalid by construction (not by asking the parser), and after every batch
 the tick stream holds exactly the valid ones and the dead-letter stream exactly the invalid ones, over the one
@@ -149,7 +149,8 @@ out_of_range = {
 
 @st.composite
 def invalid_frames(draw: st.DrawFn) -> Frame:
-    how = draw(st.sampled_from(["text", "binary", "non-utf8", "nested", "huge", "wrong-type", "range", "symbol"]))
+    how = draw(st.sampled_from(
+        ["text", "binary", "non-utf8", "bad-name", "nested", "huge", "wrong-type", "range", "symbol"]))
     trade = draw(trades())
     stream = f"{trade['s'].lower()}@trade"
     if how == "text":  # anything a broken peer might send; never a subscription reply or a shutdown
@@ -158,11 +159,18 @@ def invalid_frames(draw: st.DrawFn) -> Frame:
         return Frame(False, draw(st.binary(max_size=200).filter(lambda b: b"result" not in b and b"Shutdown" not in b)))
     if how == "non-utf8":
         text = dump(stream, trade).encode()
-        # after the stream name: a bad byte inside the name is read as a stream not published (skipped, not
-        # dead-lettered) — a known gap in the parser, see the closing note of 2026-11-28; every position, the name
-        # included, is checked against the schema path in tests/unit/test_fastparse.py
-        at = draw(st.integers(len('{"stream":"') + len(stream) + 1, len(text) - 1))
+        # anywhere, the stream name included ("bad-name" aims there); every position is also checked against the
+        # schema path in tests/unit/test_fastparse.py
+        at = draw(st.integers(1, len(text) - 1))
         return Frame(False, text[:at] + draw(st.sampled_from([b"\xff", b"\xc3\x28", b"\xed\xa0\x80"])) + text[at:])
+    if how == "bad-name":
+        # inside the stream name, what no name can hold: a lone surrogate (its bytes pass json.loads), a control
+        # character, a space, a byte that is no UTF-8. After the '@' these were once read as a stream not
+        # published, skipped instead of dead-lettered (tests/unit/test_parser.py has each case).
+        text = dump(stream, trade).encode()
+        at = len('{"stream":"') + draw(st.integers(0, len(stream)))
+        bad = draw(st.sampled_from([b"\xed\xa0\x80", b"\\ud800", b"\\udfff", b"\\n", b"\\u0000", b" ", b"\xff"]))
+        return Frame(False, text[:at] + bad + text[at:])
     if how == "nested":
         depth = draw(st.integers(100, 100_000))
         open_, close = draw(st.sampled_from([(b"[", b"]"), (b'{"a":', b"}")]))
