@@ -15,9 +15,12 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from qs_analytics import defaults as engine
+from qs_common.keys import CANDLES_GROUP
 from qs_common.partition import ShardSpec
 from qs_common.symbols import is_symbol
 from qs_common.venues.binance.config import REST_URLS, WS_URLS, Venue
+
+CANDLE_BATCH = 20_000  # the candle group's entries per read when WORKER_BATCH is not set (Settings.batch_for)
 
 
 class Source(StrEnum):
@@ -108,6 +111,9 @@ class Settings(BaseSettings):
     reconnect_after_h: float = Field(23.5, gt=0, le=24)
     backoff_max_s: float = Field(60.0, gt=0)
 
+    # Entries per read. Unset, the candle group reads CANDLE_BATCH (`batch_for`): its per-batch cost (DuckDB
+    # statements, ~20 ms whatever the batch) halves its CPU per entry from 5,000 to 20,000 (docs/benchmarks.md,
+    # "Worker, candle group"); the other groups keep 5,000, which bounds what analytics holds before it publishes.
     worker_batch: int = Field(5_000, ge=1, le=100_000)
     worker_block_ms: int = Field(200, ge=1, le=60_000)
     claim_idle_ms: int = Field(30_000, ge=1_000)
@@ -255,6 +261,12 @@ class Settings(BaseSettings):
         elif self.tick_partitioning == "single" and self.redis_cluster:
             raise ValueError("TICK_PARTITIONING: single is not possible with REDIS_CLUSTER=true (use symbol)")
         return self
+
+    def batch_for(self, group: str) -> int:
+        """Entries per read of a consumer group: WORKER_BATCH when set, else the group's default."""
+        if group == CANDLES_GROUP and "worker_batch" not in self.model_fields_set:
+            return CANDLE_BATCH
+        return self.worker_batch
 
     @property
     def partitioned(self) -> bool:

@@ -135,3 +135,12 @@ def test_batch_retries_and_redis_wait_defaults(monkeypatch):
         monkeypatch.delenv(var, raising=False)
     s = Settings()
     assert s.batch_retries == 3 and s.redis_wait_s == 10 and s.deadletter_max_mb == 64
+
+
+def test_the_candle_group_reads_larger_batches_unless_worker_batch_is_set(monkeypatch):
+    monkeypatch.delenv("WORKER_BATCH", raising=False)
+    s = Settings()
+    assert (s.batch_for("candles"), s.batch_for("analytics"), s.batch_for("book")) == (20_000, 5_000, 5_000)
+    monkeypatch.setenv("WORKER_BATCH", "5000")  # set, even to the default: every group reads that many
+    s = Settings()
+    assert (s.batch_for("candles"), s.batch_for("analytics")) == (5_000, 5_000)
