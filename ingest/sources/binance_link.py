@@ -144,24 +144,40 @@ class Link:
             if delay:
                 await asyncio.sleep(delay)
 
-    async def _session(self, url: str, in_url: set[str], inbox: Inbox) -> str:
-        src = self.source
-        try:
-            async with asyncio.timeout(OPEN_TIMEOUT_S):
-                _, conn = await ws_connect(
-                    lambda: Connection(self, inbox, src.stale_s, src.reconnect_after_s), url,
-                    websocket_handshake_timeout=OPEN_TIMEOUT_S, max_frame_size=MAX_MESSAGE, enable_auto_pong=True,
-                    enable_auto_ping=True, auto_ping_idle_timeout=PING_IDLE_S, auto_ping_reply_timeout=PING_IDLE_S,
-                    logger_name="binance", max_redirects=0,
-                )
-        except (OSError, WSError, WSInvalidURL, TimeoutError) as exc:
-            return f"connect failed: {exc!r}"
-        assert isinstance(conn, Connection)
-        src.connections += 1
+    def opened(self, inbox: Inbox, in_url: set[str]) -> None:
+        """The handshake is done (called by the connection before it hands on its first frame)."""
+        self.source.connections += 1
         self.sent, self.outbox = in_url, deque()
         self.sync()  # the streams past the URL's, and what changed while connecting
         inbox.put(FeedEvent("connected", f"connection {self.id}: {len(self.symbols)} symbols",
                             frozenset(self.symbols)))
+
+    async def _session(self, url: str, in_url: set[str], inbox: Inbox) -> str:
+        src = self.source
+        made: list[Connection] = []
+
+        def connection() -> Connection:
+            made.append(Connection(self, inbox, src.stale_s, src.reconnect_after_s, in_url))
+            return made[-1]
+
+        try:
+            async with asyncio.timeout(OPEN_TIMEOUT_S):
+                _, conn = await ws_connect(
+                    connection, url,
+                    websocket_handshake_timeout=OPEN_TIMEOUT_S, max_frame_size=MAX_MESSAGE, enable_auto_pong=True,
+                    enable_auto_ping=True, auto_ping_idle_timeout=PING_IDLE_S, auto_ping_reply_timeout=PING_IDLE_S,
+                    logger_name="binance", max_redirects=0,
+                )
+        except BaseException as exc:
+            for half_open in made:  # a timeout or a stop can strike after the handshake, before ws_connect returned
+                half_open.close("connect failed")
+            if self.sent is not None:
+                self.sent = None
+                src.drop_pending(self)
+            if isinstance(exc, (OSError, WSError, WSInvalidURL, TimeoutError)):
+                return f"connect failed: {exc!r}"
+            raise
+        assert isinstance(conn, Connection)
         sender = asyncio.create_task(self._send_loop(conn))
         try:
             return await asyncio.shield(conn.closed)

@@ -100,8 +100,10 @@ class Inbox:
 class Connection(WSListener):  # type: ignore[misc]  # picows ships no types for its Cython base class
     """One open WebSocket of a `Link`. `closed` resolves to why it ended (the first reason wins)."""
 
-    def __init__(self, link: Link, inbox: Inbox, stale_s: float, reconnect_after_s: float) -> None:
+    def __init__(self, link: Link, inbox: Inbox, stale_s: float, reconnect_after_s: float,
+                 in_url: set[str]) -> None:
         self.link = link
+        self.in_url = in_url  # the streams the URL asked for
         self.inbox = inbox
         self.stale_s = stale_s
         self.loop = asyncio.get_running_loop()
@@ -121,6 +123,8 @@ class Connection(WSListener):  # type: ignore[misc]  # picows ships no types for
 
     def on_ws_connected(self, transport: WSTransport) -> None:
         self.transport = transport
+        # here, not once `ws_connect` returns: frames of the first read are handed on before that
+        self.link.opened(self.inbox, self.in_url)
         self._last_rx = self.loop.time()
         self._watchdog = self.loop.call_at(self._last_rx + self.stale_s, self._check_stale)
         self._cut = self.loop.call_later(self.reconnect_after_s, self.close,
