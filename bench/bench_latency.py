@@ -1,10 +1,11 @@
 """End-to-end analytics: worker ticks/s with every analytics entry published, and the latency from ingest's
 receipt of a trade (`recv`, ns) to the worker's XADD of the pair update it triggers on `stream:analytics`.
 
-The analytics entry does not carry the tick's `recv_ns` (docs/contracts.md says it should), so the latency is
-the analytics entry id's millisecond (Redis's clock at the XADD) minus the triggering trade's `recv`, the trade
-found by `ts`: the local WebSocket server gives every trade a unique, increasing trade time. Both clocks are
-this machine's; the entry id has 1 ms resolution, so each figure is ±1 ms.
+The latency is the analytics entry id's millisecond (Redis's clock at the XADD) minus the triggering trade's
+`recv`, the trade found by `ts` (the local WebSocket server gives every trade a unique, increasing trade time), which
+also splits it at the tick's own entry id into ingest's part and the worker's. Both clocks are this machine's; the
+entry id has 1 ms resolution, so each figure is ±1 ms. Beside each run: every process's CPU µs per frame sent over
+the window (from /proc: what the path costs, however busy the machine), and the window's slowest seconds.
 
 Prints figures; asserts nothing. Starts its own redis-server and local WebSocket server (127.0.0.1 only).
 Run from the repository root: `python bench/bench_latency.py [--ticks 300000] [--rate 5000] [--seconds 20]`.

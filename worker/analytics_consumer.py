@@ -32,7 +32,7 @@ from qs_common import codec, keys
 from qs_common.settings import Settings
 from worker import pair_slots, tick_values, webhooks
 from worker.analytics_shard import AnalyticsShard
-from worker.consumer import Entry, Rejected, relax_gc
+from worker.consumer import Entry, Rejected
 from worker.live_pairs import POLL_S, Change, LivePairs
 from worker.pair_slots import PairSlot, stream_id
 from worker.warmup import adf_fields
@@ -107,10 +107,6 @@ class AnalyticsHandler:
         self._ticks_stream = None if settings.partitioned else settings.ticks_stream
         self._closed = threading.Event()
         threading.Thread(target=self._idle_loop, name="analytics-registry", daemon=True).start()
-        # A full collection walks every object of the process (~190k once numpy, scipy and scikit-learn are loaded:
-        # 150 ms at load 10), and the dicts of a batch of replies trigger one now and then: a pause that holds every
-        # tick behind it. Start-up objects are frozen out of collections, and collections run less often.
-        relax_gc()
 
     def status(self) -> dict[str, Any]:
         """Counters for the consumer's status record (`status:worker-analytics`)."""
