@@ -1,9 +1,11 @@
-"""What live subscription costs the WebSocket source (issue 10): frames/s taken off one local connection.
+"""The live WebSocket source's receive path (issues 10 and 12): frames/s taken off one local connection.
 
 Side by side, alternated so the machine's load hits each alike:
-- the pre-issue-10 loop: `recv()` inline in the generator, one re-armed `asyncio.timeout` (copied here),
-- `BinanceSource.items()` now: each connection a task handing frames to the generator through a queue (what lets
-  several connections and the venue's replies share one stream of items).
+- the pre-issue-10 loop: `websockets`' `recv()` inline in the generator, one re-armed `asyncio.timeout` (copied
+  here),
+- `BinanceSource.items()`: frame by frame (since issue 12 on picows: callbacks per frame, a list per socket read,
+  what lets several connections and the venue's replies share one stream of items),
+- `BinanceSource.batches()`: the same a socket read at a time (what `python -m ingest` consumes).
 
     .venv/bin/python -m bench.bench_ingest_source [--seconds 5] [--rounds 3]
 """
@@ -62,16 +64,33 @@ async def through_source(url: str, seconds: float) -> float:
     return rate
 
 
+async def through_batches(url: str, seconds: float) -> float:
+    n, t0, rate = 0, 0.0, 0.0
+    batches = BinanceSource(url, SYMBOLS).batches()
+    async for batch in batches:
+        n += sum(1 for item in batch if isinstance(item, tuple))
+        if not t0 and n >= WARMUP:
+            t0, n = time.perf_counter(), 0
+        elif t0 and time.perf_counter() - t0 > seconds:
+            rate = n / (time.perf_counter() - t0)
+            break
+    await batches.aclose()  # type: ignore[attr-defined]
+    return rate
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--rounds", type=int, default=3)
     a = ap.parse_args()
-    results: dict[str, list[float]] = {"inline recv (before)": [], "BinanceSource.items() (queue)": []}
+    variants = {"websockets recv() inline (before issue 10)": inline_loop,
+                "BinanceSource.items() (picows)": through_source,
+                "BinanceSource.batches() (picows, what ingest reads)": through_batches}
+    results: dict[str, list[float]] = {name: [] for name in variants}
     with WsServer() as ws:
         for _ in range(a.rounds):
-            results["inline recv (before)"].append(asyncio.run(inline_loop(ws.url, a.seconds)))
-            results["BinanceSource.items() (queue)"].append(asyncio.run(through_source(ws.url, a.seconds)))
+            for name, run in variants.items():
+                results[name].append(asyncio.run(run(ws.url, a.seconds)))
     print(f"load {load()}")
     print(f"| receive path | frames/s (median of {a.rounds}) | all rounds |")
     print("| --- | --- | --- |")
