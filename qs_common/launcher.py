@@ -1,6 +1,7 @@
 """`python -m qs_common.launcher`: the whole product on this machine without Docker (`make run`, `make demo`).
 
-Starts ingest, worker and dashboard as child processes. Redis comes from REDIS_URL if it answers; otherwise,
+Starts ingest, the worker (one process per role: candles with the API, analytics, book) and the dashboard as child
+processes. Redis comes from REDIS_URL if it answers; otherwise,
 when REDIS_URL was not set and `redis-server` is on PATH, a private one is started with its data under
 DATA_DIR/redis (append-only file, so ticks survive a restart). If neither, it says so and stops.
 """
@@ -48,6 +49,17 @@ def _start_redis(settings: Settings) -> subprocess.Popen[bytes] | None:
 
 
 DASHBOARD_PORT = 8501
+# One process per consumer group (issue 12): in one process the analytics thread waits for the candle, book,
+# research and API threads' hold on the GIL (up to the 5 ms switch interval each time); two processes had the lower
+# tick -> analytics p99 at 1k and 5k frames/s (docs/benchmarks.md). `worker` is the DuckDB owner and serves the API.
+WORKER_ROLES = {"worker": "candles", "analytics": "analytics", "book": "book"}
+
+
+def worker_env(env: dict[str, str]) -> dict[str, str]:
+    """The worker processes' environment: one BLAS thread unless told otherwise. The analytics process limits
+    itself; the candle process's research fits (GARCH, pair scans) did too while they shared its process, and
+    more threads only spin on these small solves while taking the analytics process's core."""
+    return {"OPENBLAS_NUM_THREADS": "1", **env}
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
@@ -83,6 +95,19 @@ def startup_message(settings: Settings) -> str:
     return "\n".join(lines)
 
 
+def _stop_children(children: dict[str, subprocess.Popen[bytes]]) -> None:
+    """Ingest first (it flushes), then the worker processes drain what is left (together), then the rest."""
+    for names in (("ingest",), tuple(WORKER_ROLES), ("dashboard",)):
+        running = [children[name] for name in names if children[name].poll() is None]
+        for child in running:
+            child.send_signal(signal.SIGTERM)
+        for child in running:
+            try:
+                child.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+
 def main() -> int:
     settings = load_settings()
     redis_proc = None
@@ -101,7 +126,8 @@ def main() -> int:
     env = {**os.environ, "REDIS_URL": settings.redis_url, "API_URL": api_url(settings)}
     py = sys.executable
     children = {
-        "worker": subprocess.Popen([py, "-m", "worker"], env=env),
+        **{name: subprocess.Popen([py, "-m", "worker", "--role", role], env=worker_env(env))
+           for name, role in WORKER_ROLES.items()},
         "ingest": subprocess.Popen([py, "-m", "ingest"], env=env),
         # `python -m dashboard`: Streamlit bound to DASHBOARD_HOST with the hardened options (dashboard/serve.py)
         "dashboard": subprocess.Popen([py, "-m", "dashboard", "--port", str(DASHBOARD_PORT)], env=env),
@@ -123,15 +149,7 @@ def main() -> int:
             if child.poll() is not None and not (name == "ingest" and child.returncode == 0):
                 print(f"{name} exited with status {child.returncode}; stopping the rest", file=sys.stderr)
                 stopping, code = True, 1
-    # ingest first (it flushes), then the worker drains what is left, then the rest
-    for name in ("ingest", "worker", "dashboard"):
-        child = children[name]
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-            try:
-                child.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                child.kill()
+    _stop_children(children)
     if redis_proc is not None:
         redis_proc.terminate()
         redis_proc.wait(timeout=30)

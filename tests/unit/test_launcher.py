@@ -21,3 +21,10 @@ def test_the_children_find_the_worker_api(monkeypatch, env, expected):
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     assert launcher.api_url(Settings()) == expected  # type: ignore[call-arg]
+
+
+def test_worker_processes_get_one_blas_thread_unless_told_otherwise():
+    # the candle process's research fits ran on the analytics handler's one BLAS thread while they shared a process
+    assert launcher.worker_env({"PATH": "/bin"}) == {"OPENBLAS_NUM_THREADS": "1", "PATH": "/bin"}
+    assert launcher.worker_env({"OPENBLAS_NUM_THREADS": "2"})["OPENBLAS_NUM_THREADS"] == "2"
+
