@@ -135,13 +135,6 @@ def head_of(src: Path, dst: Path, lines: int) -> Path:
     return dst
 
 
-@pytest.fixture
-def cluster(tmp_path: Path):  # type: ignore[no-untyped-def]
-    servers = start_cluster(tmp_path / "cluster", masters=3)
-    yield servers
-    servers.stop()
-
-
 def test_two_candle_shards_answer_every_symbol_with_the_official_klines(tmp_path, cluster):
     procs = start_shards(cluster, tmp_path, analytics=0)
     rc = cluster.client()
@@ -173,9 +166,10 @@ def test_two_candle_shards_answer_every_symbol_with_the_official_klines(tmp_path
 @pytest.mark.timeout(900)  # two deployments side by side on a shared 2-core machine; every wait is bounded
 def test_two_analytics_shards_equal_a_single_process_and_compute_each_pair_once(tmp_path, cluster, redis_server):
     files = [head_of(BTC_RECORDING, tmp_path / "btc.gz", 12_000), head_of(ETH_RECORDING, tmp_path / "eth.gz", 12_000)]
-    procs = start_shards(cluster, tmp_path, candles=0)
+    # the reference starts first, so it loads while the shards do (a worker's start is mostly imports, one core each)
     reference = Proc(python_module("worker", "--role", "analytics"),
                      service_env(redis_server.url, tmp_path / "ref", **BASE), tmp_path / "ref.log")
+    procs = start_shards(cluster, tmp_path, candles=0)
     r = redis_server.client()
     wait_for(lambda: status(r, "worker-analytics").get("registry_version"), 240, "reference worker")
     rc = cluster.client()
