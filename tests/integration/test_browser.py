@@ -147,7 +147,11 @@ def test_every_page_renders_without_an_exception(dashboard_url: str, browser: Ch
     if page == "history":
         browser.wait_for(f"(() => {{ const p = {PLOT_POINTS}; return p.length >= 1 && p[0] > 0 }})()")
     if page == "system":
-        text = browser.wait_for("document.body.innerText.includes('Consumers') && document.body.innerText")
+        # the page draws section by section: wait for the last one it must show (it failed on 'Consumers' alone,
+        # read while 'Backfill' was still to come), then check the whole
+        text = browser.wait_for("(() => { const t = document.body.innerText; return t.includes('Consumers') && "
+                                "t.includes('Backfill') && (t.includes('The feed is down') || t.includes('Feed done'))"
+                                " && t })()")
         # the replay has finished, so ingest's status record has expired: the page must say so plainly
         assert "Backfill" in text and ("The feed is down" in text or "Feed done" in text)
     assert browser.evaluate(EXCEPTIONS) == 0, browser.evaluate("document.body.innerText")[:2000]
