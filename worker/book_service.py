@@ -41,7 +41,6 @@ from worker.consumer import Entry, Rejected
 
 log = logging.getLogger(__name__)
 
-OUTPUT_EVERY_MS = 100  # of event time: the depth stream's own cadence
 GAP_REASON = "depth gap"
 COST_NOTIONALS = (10_000, 100_000)  # quote notionals whose market-order cost is in the metrics (cost_buy_10000_bps)
 RULES_REFRESH_S = 1.0
@@ -79,7 +78,6 @@ class BookHandler:
         self.alerts = AlertEvaluator([])
         self.alerts_fired = 0
         self._rules_loaded = -math.inf
-        self._written_bucket: dict[str, int] = {}
         self._dirty: set[str] = set()
 
     def _sync(self, symbol: str) -> BookSync:
@@ -130,12 +128,9 @@ class BookHandler:
                              "reason": GAP_REASON, "venue": self.venue.value})
             if isinstance(item, DepthDiff):
                 self.last_event_ms = item.ts_event_ms
+            # one output per touched book at the end of the batch: only the newest state is written, so an output
+            # per 100 ms bucket here was computed and thrown away (93 % of the role's CPU at BOOK_LEVELS 5,000)
             self._dirty.add(item.symbol)
-            ts = sync.book.ts_event_ms
-            bucket = -1 if ts is None else ts // OUTPUT_EVERY_MS
-            if bucket != self._written_bucket.get(item.symbol) or action is Action.RESYNC:
-                self._written_bucket[item.symbol] = bucket
-                out[item.symbol] = self._output(sync)
         for symbol in self._dirty:  # the newest state of every book this batch touched
             out[symbol] = self._output(self.syncs[symbol])
         self._dirty.clear()
