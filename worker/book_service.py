@@ -8,8 +8,9 @@ buffers them, and the consumer's hot loop never waits for HTTP. A snapshot that 
 synchronised is not needed any more (an older one would rewind the book) and is ignored.
 
 On a break the book is stale (kept at its last good state), the gap goes to stream:gaps with reason "depth gap",
-a new snapshot is asked for and the resync counted. Every 100 ms of event time (and at the end of every batch)
-a changed book's top `BOOK_LEVELS` go to `book:depth:{SYMBOL}` and its metrics to `book:metrics:{SYMBOL}`.
+a new snapshot is asked for and the resync counted. At the end of every batch each book it changed writes its top
+`BOOK_LEVELS` to `book:depth:{SYMBOL}` and its metrics to `book:metrics:{SYMBOL}` (live, the venue sends a diff
+every 100 ms, so that is each diff; a backlog is caught up with one write per book).
 
 State is in memory: a restarted book role re-reads nothing already acknowledged, so it starts stale and asks
 for a snapshot with the first diff, as after a break.
