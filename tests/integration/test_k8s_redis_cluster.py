@@ -9,6 +9,7 @@ temporary folder.
 
 from __future__ import annotations
 
+import functools
 import random
 import shutil
 import subprocess
@@ -30,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "k8s-test-pw"
 
 
+@functools.cache  # one kustomize run per overlay: the StatefulSet and the Job come from the same rendering
 def rendered(overlay: str) -> list[dict[str, Any]]:
     kubectl = Path(sys.executable).parent / "kubectl"
     done = subprocess.run([str(kubectl), "kustomize", str(ROOT / "k8s" / "overlays" / overlay)],
