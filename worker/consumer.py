@@ -321,7 +321,8 @@ class GroupConsumer:
     def _run_new(self, stop: threading.Event) -> None:
         """New entries until stop. With a read connection, a full batch asks for the next one before it is stored
         (the server builds it meanwhile); a batch asked for is always read and stored, stop or not, so a stop
-        leaves nothing delivered behind (it would wait for the next start, or a claim)."""
+        leaves nothing delivered behind (it would wait for the next start, or a claim). Only a stop during a failing
+        batch's retry wait (`Stopped`) leaves the batch asked for pending, like the failing batch itself."""
         asked = False
         while not stop.is_set() or asked:
             if time.monotonic() - self._last_claim > self.claim_idle_ms / 1000:
