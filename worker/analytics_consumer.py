@@ -13,13 +13,13 @@ entry carries the settings it was computed with (window, beta_source, price_sour
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict
 from typing import Any
 
 import redis
@@ -62,6 +62,18 @@ def _replayed(slot: PairSlot, trades: codec.TradeColumns, bk: codec.BookColumns,
 
 def _finite(metrics: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and math.isfinite(v)}
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _as_dict(obj: Any) -> dict[str, Any]:
+    """A flat dataclass's fields in order, as `dataclasses.asdict` gives them: asdict deep-copies field by field
+    (14 µs for a symbol snapshot, 0.7 µs this way), and a write builds one per symbol and book (issue 12)."""
+    names = _FIELD_NAMES.get(type(obj))
+    if names is None:
+        names = _FIELD_NAMES[type(obj)] = tuple(f.name for f in dataclasses.fields(obj))
+    return {name: getattr(obj, name) for name in names}
 
 
 class AnalyticsHandler:
@@ -157,9 +169,9 @@ class AnalyticsHandler:
             if not self.alerts.has_symbol_rules:  # only the newest snapshot is written: built once, in _write
                 stats.push(ts, price, qty)
                 self.snapshots[sym] = stats
-            else:  # a snapshot and asdict per trade only when some rule watches symbol stats
+            else:  # a snapshot and its dict per trade only when some rule watches symbol stats
                 snap = self.snapshots[sym] = stats.update(ts, price, qty)
-                metrics = {**_finite(asdict(snap)), **_finite(self.garch.get(sym, {}))}
+                metrics = {**_finite(_as_dict(snap)), **_finite(self.garch.get(sym, {}))}
                 self._symbol_fired.extend(a.stream_fields() for a in self.alerts.evaluate_symbol(sym, ts, metrics))
         return sym, ts, price, t.recvs[i]
 
@@ -177,7 +189,7 @@ class AnalyticsHandler:
         return {
             "symbol": b.symbols[i], "bid": bid, "bid_qty": bq, "ask": ask, "ask_qty": aq, "update_id": b.ids[i],
             "recv_ns": recv_ns, "ts": ts if ts is not None else recv_ns // 1_000_000,
-            **_finite(asdict(book_metrics(bid, bq, ask, aq))),
+            **_finite(_as_dict(book_metrics(bid, bq, ask, aq))),
         }
 
     def __call__(self, entries: list[Entry]) -> list[Rejected]:
@@ -331,7 +343,7 @@ class AnalyticsHandler:
             if isinstance(snap, SymbolStats):  # pushed without a snapshot (no symbol rules)
                 snap = snap.snapshot()
             self._last_snap[sym] = snap
-            stats = {"symbol": sym, **_finite(asdict(snap)), **self.garch.get(sym, {})}
+            stats = {"symbol": sym, **_finite(_as_dict(snap)), **self.garch.get(sym, {})}
             pipe.set(keys.symbol_stats_key(sym), json.dumps(stats))
         self.snapshots = {}
         pipe.execute()

@@ -266,3 +266,19 @@ def test_with_a_backlog_the_first_batch_warms_not_the_idle_thread(r, handler, se
     ref_engine, refs = reference_engine(pair_config(settings, handler.live.slots[PID].settings), obs)
     check_against(published(r), obs, refs)
     assert len(published(r)) > 10 and handler.live.slots[PID].engine.n == ref_engine.n == len(obs)
+
+
+def test_the_records_written_equal_dataclasses_asdict_field_for_field():
+    # the consumer builds symbol and book records without dataclasses.asdict (its deep copy cost 14 µs a record)
+    from dataclasses import asdict
+
+    from qs_analytics.symbol import SymbolStats, book_metrics
+    from worker.analytics_consumer import _as_dict
+
+    stats = SymbolStats(50)
+    for i in range(60):
+        stats.push(1_000 * i, 100.0 + (i % 7) * 0.25, 0.5 + i % 3)
+    for record in (stats.snapshot(), book_metrics("100.10", "1.5", "100.20", "0"), book_metrics("1", "0", "1", "0")):
+        got, want = _as_dict(record), asdict(record)
+        assert list(got) == list(want)
+        assert all(got[k] == want[k] or (math.isnan(got[k]) and math.isnan(want[k])) for k in want)
