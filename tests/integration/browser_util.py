@@ -193,6 +193,22 @@ class WorkerApi:
             return list(json.loads(resp.read())["candles"])
 
 
+@contextlib.contextmanager
+def api_and_dashboard(
+    candles: dict[str, list[dict[str, str]]], redis_url: str, api_env: dict[str, str], ui_env: dict[str, str],
+    prefix: str,
+) -> Iterator[tuple[WorkerApi, str]]:
+    """The worker API over these candles and `python -m dashboard` over it, started side by side (each start is
+    mostly imports, so on two cores they load together); the API is healthy in the block, both stopped after it."""
+    api = WorkerApi(candles, redis_url, api_env)  # its process starts here
+    try:
+        with dashboard_server(redis_url, api.url, ui_env, prefix) as url:
+            api.__enter__()  # healthy
+            yield api, url
+    finally:
+        api.__exit__()
+
+
 def seed_live(r: redis.Redis, candles: dict[str, list[dict[str, str]]], analytics: int = 200) -> None:
     """What the worker writes: forming candles, top of book, analytics entries and status records."""
     last_ms = int(candles["BTCUSDT"][-1]["open_time"])
