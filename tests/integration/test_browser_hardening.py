@@ -20,7 +20,14 @@ import pytest
 import redis
 
 from qs_common import keys
-from tests.integration.browser_util import Chromium, WorkerApi, dashboard_server, kline_candles, seed_live, start_redis
+from tests.integration.browser_util import (
+    Chromium,
+    WorkerApi,
+    api_and_dashboard,
+    kline_candles,
+    seed_live,
+    start_redis,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -47,10 +54,10 @@ def site() -> Iterator[Site]:
     tmp = Path(tempfile.mkdtemp(prefix="qs-hardening-"))
     candles = kline_candles()
     for redis_url in start_redis():
-        with WorkerApi(candles, redis_url, env={"ACCESS_TOKEN": TOKEN}) as api:
-            seed_live(redis.Redis.from_url(redis_url, decode_responses=True), candles)
-            with dashboard_server(redis_url, api.url, {"ACCESS_TOKEN": TOKEN}, "qs-hardening-ui-") as url:
-                yield Site(url, api, redis_url, tmp)
+        env = {"ACCESS_TOKEN": TOKEN}
+        with api_and_dashboard(candles, redis_url, env, env, "qs-hardening-ui-") as (api, url):
+            seed_live(redis.Redis.from_url(redis_url, decode_responses=True), candles)  # read on page loads only
+            yield Site(url, api, redis_url, tmp)
     shutil.rmtree(tmp, ignore_errors=True)
 
 
