@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.integration.browser_util import Chromium, WorkerApi, dashboard_server, seed_live, start_redis
+from tests.integration.browser_util import Chromium, api_and_dashboard, seed_live, start_redis
 from tests.research_candles import SYMBOLS, candle_rows
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
@@ -31,11 +31,11 @@ PLOT_POINTS = """Array.from(document.querySelectorAll('.js-plotly-plot')).map(
 def site() -> Iterator[str]:
     candles = {s: candle_rows(s) for s in SYMBOLS}
     for redis_url in start_redis():
-        with WorkerApi(candles, redis_url, env={"SCAN_EVERY_S": "0", "GARCH_EVERY_S": "0"}) as api:
+        with api_and_dashboard(candles, redis_url, {"SCAN_EVERY_S": "0", "GARCH_EVERY_S": "0"}, {},
+                               "qs-research-") as (_, url):  # fmt: skip
             seed_live(redis.Redis.from_url(redis_url, decode_responses=True),
                       {"BTCUSDT": candles["BTCUSDT"], "ETHUSDT": candles["ETHUSDT"]})  # fmt: skip
-            with dashboard_server(redis_url, api.url, {}, "qs-research-") as url:
-                yield url
+            yield url
 
 
 def _body_has(b: Chromium, *needles: str, timeout: float = 90) -> str:
