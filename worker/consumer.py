@@ -259,9 +259,11 @@ class GroupConsumer:
         return [x for pair in fields.items() for x in pair]
 
     def _own_pending(self, stream: str | None = None) -> None:
-        """Entries delivered to this consumer before a crash and never acknowledged."""
+        """Entries delivered to this consumer before a crash and never acknowledged (with a batch read ahead, up
+        to two batches: one log line says how many in all)."""
         stream = stream or self.stream
         start = "0"
+        told = False
         while True:
             raw = self._read(start, stream=stream)
             if not raw:
@@ -271,9 +273,20 @@ class GroupConsumer:
                 self.r.xack(stream, self.group, *gone)
             entries = [(eid, fields) for eid, fields in raw if fields is not None]
             if entries:
-                log.info("%s: re-reading %d pending entries", self.group, len(entries))
+                if not told:
+                    told = True
+                    log.info("%s: re-reading %d pending entries", self.group, self._mine_pending(stream))
                 self._process(self._batch_of(stream, entries), stream)
             start = raw[-1][0].decode()
+
+    def _mine_pending(self, stream: str) -> int:
+        """How many entries of `stream` are pending to this consumer (XPENDING's summary)."""
+        summary: Any = self.r.xpending(stream, self.group)
+        for c in summary.get("consumers") or []:
+            name = c["name"].decode() if isinstance(c["name"], bytes) else c["name"]
+            if name == self.consumer:
+                return int(c["pending"])
+        return 0
 
     def _batch_of(self, stream: str, entries: list[AnyEntry]) -> list[AnyEntry]:
         """Entries of one stream as the handler gets them (a consumer of several streams may tag their ids)."""

@@ -96,3 +96,21 @@ def test_full_batches_read_ahead_and_a_stop_leaves_nothing_delivered_unhandled(r
     assert pending_while_handling[1:4] == [10 + read_ahead] * 3
     assert r.xpending("s", "g")["pending"] == 0
     assert consumer.stats.entries == 40 + read_ahead
+
+
+@FLAT
+def test_pending_entries_of_several_batches_are_told_in_one_line(r, flat, caplog):
+    """A consumer that read a batch ahead may leave two batches pending: the restart says how many in all."""
+    for i in range(25):
+        r.xadd("s", {"n": i})
+    r.xgroup_create("s", "g", id="0")
+    r.xreadgroup("g", "c1", {"s": ">"}, count=25)  # delivered, then the consumer "crashes"
+    r.xreadgroup("g", "other", {"s": "0"}, count=25)  # another consumer's (none): not counted as this one's
+    seen: list[int] = []
+    consumer = GroupConsumer(r, "s", "g", "c1", lambda entries: seen.extend(n_of(f, flat) for _, f in entries),
+                             batch=10, flat_fields=flat)
+    with caplog.at_level("INFO", logger="worker.consumer"):
+        consumer._own_pending()
+    assert seen == list(range(25))
+    assert [rec.getMessage() for rec in caplog.records if "re-reading" in rec.getMessage()] == \
+        ["g: re-reading 25 pending entries"]
