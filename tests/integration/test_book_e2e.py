@@ -100,7 +100,7 @@ def test_replayed_depth_builds_the_books_binance_shows(redis_server, tmp_path):
     # a symbol alert rule on a book metric: the book role evaluates it on every publication
     rule = AlertRule.from_expression("wide", "book_spread_bps >= 0", symbol="*")
     r.hset("alerts:rules", rule.id, rule.to_json())
-    worker = start_book_worker(redis_server.url, tmp_path)
+    worker = start_book_worker(redis_server.url, tmp_path, SOURCE="replay")  # its books come from the recordings
     api_port = free_port()  # the API runs in the DuckDB owner (role candles); it reads the book role's output
     api = Proc(python_module("worker", "--role", "candles"),
                service_env(redis_server.url, tmp_path / "api-data", API_PORT=str(api_port)), tmp_path / "api.log")
