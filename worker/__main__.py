@@ -10,7 +10,6 @@ import sys
 
 from qs_common.logs import setup_logging
 from qs_common.settings import load_settings
-from worker.consumer import relax_gc
 from worker.service import ROLES, run
 
 
@@ -20,10 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(sys.argv[1:] if argv is None else argv)
     settings = load_settings()
     setup_logging(settings.log_level, f"worker[{args.role}]")
-    # Every role: a full collection walks every object of the process (~190k once numpy, scipy and scikit-learn are
-    # loaded: 150 ms at load 10) and a batch of replies triggers one now and then, holding every tick behind it.
-    # Start-up objects are frozen out of collections, which run less often (issue 12, docs/benchmarks.md).
-    relax_gc()
+    # relax_gc (fewer, cheaper garbage collections) runs in run() once the role's modules are imported
     return run(settings, args.role)
 
 

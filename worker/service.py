@@ -17,10 +17,9 @@ import socket
 import sys
 import threading
 import time
+from typing import TYPE_CHECKING
 
-import duckdb
 import redis
-import uvicorn
 
 from qs_common import control, deadletters, keys
 from qs_common.partition import ShardSpec
@@ -28,20 +27,24 @@ from qs_common.redis_client import connect
 from qs_common.redis_wait import StartupError, wait_for_redis
 from qs_common.settings import Settings, Source
 from qs_common.status import RateMeter, write_status
-from worker.analytics_consumer import AnalyticsHandler
-from worker.analytics_shard import group_name, status_name
-from worker.api import create_app
-from worker.backfill.client import KlinesClient
-from worker.backfill.service import BackfillService
-from worker.book_service import BookHandler, SnapshotFetcher, fetches_snapshots
-from worker.candle_consumer import CandleHandler
-from worker.consumer import GroupConsumer, StatusHandler
-from worker.lag import consumer_lag
-from worker.multi_consumer import MultiStreamConsumer
-from worker.research_service import ResearchService
-from worker.shards import OwnedSymbols, ShardRegistry
-from worker.store import CandleStore
-from worker.venue_check import SymbolValidator
+from worker.consumer import GroupConsumer, StatusHandler, relax_gc
+
+# Each role imports its own handlers when it starts (Worker._candles/_analytics/_book, Worker._serve_api): with
+# one process per group (the launcher's and compose's default), a top-level import of every role's modules put
+# DuckDB, uvicorn and the research stack in the analytics process and the analytics engines (scikit-learn, scipy,
+# statsmodels) in the book process: +333 MB PSS for the three processes (issue 12, docs/benchmarks.md).
+if TYPE_CHECKING:
+    import uvicorn
+
+    from worker.analytics_consumer import AnalyticsHandler
+    from worker.backfill.client import KlinesClient
+    from worker.backfill.service import BackfillService
+    from worker.book_service import SnapshotFetcher
+    from worker.candle_consumer import CandleHandler
+    from worker.research_service import ResearchService
+    from worker.shards import OwnedSymbols, ShardRegistry
+    from worker.store import CandleStore
+    from worker.venue_check import SymbolValidator
 
 log = logging.getLogger("worker")
 
@@ -82,36 +85,59 @@ class Worker:
         name = settings.consumer_name or host
 
         if role in ("all", "candles"):
-            self.store = open_store(settings)
-            handler = CandleHandler(self.store, self.r, int(settings.trade_retention_h * 3_600_000))
-            if settings.partitioned:
-                self._add_candle_shard(handler, f"candles-{name}")
-            else:
-                self._add("candles", keys.CANDLES_GROUP, f"candles-{name}", handler, flat_fields=True)
-            # Not for the synthetic feed: Binance's real klines would be merged into made-up prices.
-            # The kline check runs in the backfill thread, with or without backfill.
-            rest_on = settings.backfill_enabled or settings.kline_check_on
-            # One REST client (one weight budget) for the backfill and the API's symbol check. The check asks
-            # the venue only for the live feed: synthetic, replayed or tick-file symbols need not trade there.
-            if settings.source is Source.BINANCE or (rest_on and settings.source is not Source.SYNTHETIC):
-                self.rest = KlinesClient(settings.rest_url, settings.venue, settings.rest_weight_limit, self.stop)
-            self.validator = SymbolValidator(settings.venue, self.rest if settings.source is Source.BINANCE else None)
-            if rest_on and settings.source is not Source.SYNTHETIC:  # before the consumer starts
-                self.backfill = BackfillService(settings, self.store, self.r, f"backfill-{name}", self.rest)
-            # pair scans and GARCH fits read stored candles: in the DuckDB owner, in a thread of their own
-            self.research = ResearchService(settings, self.store, self.r)
+            self._candles(name)
         if role in ("all", "analytics"):
-            a_handler = AnalyticsHandler(settings, self.r)
-            if settings.partitioned:
-                self._add_analytics_shard(a_handler, f"analytics-{name}")
-            else:
-                self._add("analytics", keys.ANALYTICS_GROUP, f"analytics-{name}", a_handler)
+            self._analytics(name)
         if role in ("all", "book"):  # order books from stream:depth (issue 11); idle unless ingest runs with DEPTH
-            wanted: queue.Queue[str] | None = queue.Queue() if fetches_snapshots(settings) else None
-            if wanted is not None:
-                self.book_fetcher = SnapshotFetcher(settings, self.r, wanted, self.stop)
-            b_handler = BookHandler(settings, self.r, wanted, self.book_fetcher)
-            self._add("book", keys.BOOK_GROUP, f"book-{name}", b_handler, keys.DEPTH_STREAM)
+            self._book(name)
+        if self.store is not None:  # the API serves the DuckDB owner's candles; it starts in start()
+            self.server = self._api_server(self.store)
+
+    def _candles(self, name: str) -> None:
+        """The candle group, the backfill, research and (started later) the API: the DuckDB owner's role."""
+        from worker.backfill.client import KlinesClient
+        from worker.backfill.service import BackfillService
+        from worker.candle_consumer import CandleHandler
+        from worker.research_service import ResearchService
+        from worker.venue_check import SymbolValidator
+
+        settings = self.settings
+        self.store = open_store(settings)
+        handler = CandleHandler(self.store, self.r, int(settings.trade_retention_h * 3_600_000))
+        if settings.partitioned:
+            self._add_candle_shard(handler, f"candles-{name}")
+        else:
+            self._add("candles", keys.CANDLES_GROUP, f"candles-{name}", handler, flat_fields=True)
+        # Not for the synthetic feed: Binance's real klines would be merged into made-up prices.
+        # The kline check runs in the backfill thread, with or without backfill.
+        rest_on = settings.backfill_enabled or settings.kline_check_on
+        # One REST client (one weight budget) for the backfill and the API's symbol check. The check asks
+        # the venue only for the live feed: synthetic, replayed or tick-file symbols need not trade there.
+        if settings.source is Source.BINANCE or (rest_on and settings.source is not Source.SYNTHETIC):
+            self.rest = KlinesClient(settings.rest_url, settings.venue, settings.rest_weight_limit, self.stop)
+        self.validator = SymbolValidator(settings.venue, self.rest if settings.source is Source.BINANCE else None)
+        if rest_on and settings.source is not Source.SYNTHETIC:  # before the consumer starts
+            self.backfill = BackfillService(settings, self.store, self.r, f"backfill-{name}", self.rest)
+        # pair scans and GARCH fits read stored candles: in the DuckDB owner, in a thread of their own
+        self.research = ResearchService(settings, self.store, self.r)
+
+    def _analytics(self, name: str) -> None:
+        from worker.analytics_consumer import AnalyticsHandler
+
+        a_handler = AnalyticsHandler(self.settings, self.r)
+        if self.settings.partitioned:
+            self._add_analytics_shard(a_handler, f"analytics-{name}")
+        else:
+            self._add("analytics", keys.ANALYTICS_GROUP, f"analytics-{name}", a_handler)
+
+    def _book(self, name: str) -> None:
+        from worker.book_service import BookHandler, SnapshotFetcher, fetches_snapshots
+
+        wanted: queue.Queue[str] | None = queue.Queue() if fetches_snapshots(self.settings) else None
+        if wanted is not None:
+            self.book_fetcher = SnapshotFetcher(self.settings, self.r, wanted, self.stop)
+        b_handler = BookHandler(self.settings, self.r, wanted, self.book_fetcher)
+        self._add("book", keys.BOOK_GROUP, f"book-{name}", b_handler, keys.DEPTH_STREAM)
 
     def _add(self, label: str, group: str, consumer: str, handler: StatusHandler, stream: str | None = None,
              flat_fields: bool = False) -> None:
@@ -130,6 +156,9 @@ class Worker:
 
     def _add_candle_shard(self, handler: CandleHandler, consumer: str) -> None:
         """Candles of the owned symbols' streams; a shard of N > 1 registers in shards:candles."""
+        from worker.multi_consumer import MultiStreamConsumer
+        from worker.shards import OwnedSymbols, ShardRegistry
+
         owned = self.owned = OwnedSymbols(self.r, self.spec)
         base = self.settings.ticks_stream
 
@@ -146,6 +175,9 @@ class Worker:
 
     def _add_analytics_shard(self, handler: AnalyticsHandler, consumer: str) -> None:
         """The owned pairs' legs' streams, merged in ingest order, with the shard's own group."""
+        from worker.analytics_shard import group_name, status_name
+        from worker.multi_consumer import MultiStreamConsumer
+
         c = MultiStreamConsumer(self.r, handler.streams, group_name(self.spec), consumer, handler, ordered=True,
                                 hold_ms=self.settings.merge_hold_ms, join=handler.shard.join,
                                 **self._options(status_name(self.spec)))  # type: ignore[arg-type]
@@ -215,19 +247,26 @@ class Worker:
                                                         daemon=True)
             self.book_fetcher_thread.start()
         threading.Thread(target=self._status_loop, name="status", daemon=True).start()
-        if self.store is not None and api_socket is not None:
-            app = create_app(self.store, self._redis_ok, self.settings,
-                             verify=self.backfill.verify if self.backfill is not None else None,
-                             research=self.research, book=self.r.get,
-                             control=(self.r, self.validator) if self.validator is not None else None,
-                             shards=self.shards, lag=lambda: consumer_lag(self.r, self.settings))
-            config = uvicorn.Config(app, host=self.settings.api_host, port=self.settings.api_port,
-                                    log_level="warning", access_log=False, lifespan="off")
-            self.server = uvicorn.Server(config)
+        if self.server is not None and api_socket is not None:
             t = threading.Thread(target=self.server.run, args=([api_socket],), name="api", daemon=True)
             t.start()
             self.api_thread = t
             log.info("API on %s:%d", self.settings.api_host, self.settings.api_port)
+
+    def _api_server(self, store: CandleStore) -> uvicorn.Server:
+        import uvicorn
+
+        from worker.api import create_app
+        from worker.lag import consumer_lag
+
+        app = create_app(store, self._redis_ok, self.settings,
+                         verify=self.backfill.verify if self.backfill is not None else None,
+                         research=self.research, book=self.r.get,
+                         control=(self.r, self.validator) if self.validator is not None else None,
+                         shards=self.shards, lag=lambda: consumer_lag(self.r, self.settings))
+        config = uvicorn.Config(app, host=self.settings.api_host, port=self.settings.api_port,
+                                log_level="warning", access_log=False, lifespan="off")
+        return uvicorn.Server(config)
 
     def drain(self) -> None:
         """Stop reading, finish the batches in hand (they are acknowledged), stop the API, close DuckDB."""
@@ -263,6 +302,10 @@ class Worker:
 
 
 def open_store(settings: Settings) -> CandleStore:
+    import duckdb
+
+    from worker.store import CandleStore
+
     try:
         return CandleStore(settings.duckdb_path)
     except (duckdb.Error, OSError) as exc:  # e.g. another worker holds the file's lock
@@ -290,6 +333,11 @@ def run(settings: Settings, role: str = "all") -> int:
     try:
         wait_for_redis(settings.redis_url, settings.redis_wait_s, settings.redis_cluster)
         worker = Worker(settings, role)
+        # After the role's imports (Worker imports only its role's modules): a full collection walks every object
+        # of the process (~190k once numpy, scipy and scikit-learn are loaded: 150 ms at load 10) and a batch of
+        # replies triggers one now and then, holding every tick behind it. Start-up objects are frozen out of
+        # collections, which run less often (issue 12, docs/benchmarks.md). Every role.
+        relax_gc()
         return _serve(worker)
     except StartupError as exc:
         if worker is not None and worker.store is not None:
