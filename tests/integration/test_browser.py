@@ -61,7 +61,6 @@ def dashboard_url() -> Iterator[str]:
     procs: list[subprocess.Popen[bytes]] = []
     try:
         worker = _spawn(procs, tmp / "worker.log", env, "-m", "worker")
-        wait_http(f"http://127.0.0.1:{api_port}/health", worker)
         app = str(ROOT / "dashboard" / "app.py")
         ui = _spawn(
             procs,
@@ -81,6 +80,8 @@ def dashboard_url() -> Iterator[str]:
         replay = [
             a for f in ("btcusdt_20240808.gz", "ethusdt_20240808.gz") for a in ("--replay-file", str(FIXTURES / f))
         ]
+        # the dashboard loads (on the other core) while the worker does; ingest starts once the worker is up
+        wait_http(f"http://127.0.0.1:{api_port}/health", worker)
         ingest = _spawn(procs, tmp / "ingest.log", env, "-m", "ingest", "--source", "replay", "--speed", "0", *replay)
         wait_http(f"http://127.0.0.1:{ui_port}/_stcore/health", ui)
         # the replay paces itself on the consumers; on a loaded 2-core machine it takes a minute or two
