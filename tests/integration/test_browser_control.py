@@ -92,9 +92,10 @@ def engine_z(text: str) -> float:
 def test_add_a_pair_and_change_its_window_from_the_sidebar(browser: Chromium, tmp_path: Path) -> None:
     for url in start_redis():
         worker = WorkerProc(url, tmp_path / "data", tmp_path / "worker.log", **STACK)
-        worker.wait_healthy()
-        Proc(python_module("ingest"), service_env(url, API_URL=worker.api, **STACK), tmp_path / "ingest.log")
+        # the dashboard loads while the worker does (each start is mostly imports, one core each)
         with dashboard_server(url, worker.api, STACK, "qs-control-") as ui:
+            worker.wait_healthy()
+            Proc(python_module("ingest"), service_env(url, API_URL=worker.api, **STACK), tmp_path / "ingest.log")
             b = browser
             b.navigate(ui)
             b.wait_for(f"document.querySelector('{SIDEBAR}') !== null && !!document.querySelector('h1')", 90)
