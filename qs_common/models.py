@@ -7,7 +7,8 @@ the candles; `decimal.Decimal(text)` gives the exact value where arithmetic need
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
@@ -26,7 +27,15 @@ INT64_MAX = 2**63 - 1
 PositiveInt64 = Annotated[int, Field(gt=0, lt=INT64_MAX + 1)]
 
 
-@dataclass(frozen=True, slots=True)
+# Frozen, as code relies on (ticks are shared between the parser, the publisher and the gap tracker), but
+# built without the frozen dataclass' `__init__`, which sets each field through `object.__setattr__` (a
+# global, an attribute and a generic setattr per field: ~1.1 µs a tick, ingest's largest single cost after
+# issue 12's client change). Each `__init__` below sets the slots through their own descriptors (~0.6 µs);
+# the fields, their order, defaults, keywords, equality, hash, repr and immutability stay the dataclass'
+# (tests/unit/test_models.py).
+
+
+@dataclass(frozen=True, slots=True, init=False)
 class Trade:
     symbol: str
     trade_id: int
@@ -38,8 +47,20 @@ class Trade:
     buyer_is_maker: bool
     kind: Literal["trade"] = "trade"
 
+    def __init__(self, symbol: str, trade_id: int, price: str, qty: str, ts_trade_ms: int, ts_event_ms: int,
+                 recv_ns: int, buyer_is_maker: bool, kind: Literal["trade"] = "trade") -> None:
+        _t_symbol(self, symbol)
+        _t_trade_id(self, trade_id)
+        _t_price(self, price)
+        _t_qty(self, qty)
+        _t_ts_trade_ms(self, ts_trade_ms)
+        _t_ts_event_ms(self, ts_event_ms)
+        _t_recv_ns(self, recv_ns)
+        _t_buyer_is_maker(self, buyer_is_maker)
+        _t_kind(self, kind)
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, init=False)
 class BookTicker:
     symbol: str
     update_id: int
@@ -50,6 +71,30 @@ class BookTicker:
     ts_event_ms: int | None
     recv_ns: int
     kind: Literal["book"] = "book"
+
+    def __init__(self, symbol: str, update_id: int, bid: str, bid_qty: str, ask: str, ask_qty: str,
+                 ts_event_ms: int | None, recv_ns: int, kind: Literal["book"] = "book") -> None:
+        _b_symbol(self, symbol)
+        _b_update_id(self, update_id)
+        _b_bid(self, bid)
+        _b_bid_qty(self, bid_qty)
+        _b_ask(self, ask)
+        _b_ask_qty(self, ask_qty)
+        _b_ts_event_ms(self, ts_event_ms)
+        _b_recv_ns(self, recv_ns)
+        _b_kind(self, kind)
+
+
+def _slot_setters(cls: type) -> tuple[Callable[[object, object], None], ...]:
+    """Each field's slot descriptor's `__set__`, in field order (slots=True made `cls` a new class: read them
+    from the final one)."""
+    return tuple(cls.__dict__[f.name].__set__ for f in fields(cls))
+
+
+(_t_symbol, _t_trade_id, _t_price, _t_qty, _t_ts_trade_ms, _t_ts_event_ms, _t_recv_ns, _t_buyer_is_maker,
+ _t_kind) = _slot_setters(Trade)
+(_b_symbol, _b_update_id, _b_bid, _b_bid_qty, _b_ask, _b_ask_qty, _b_ts_event_ms, _b_recv_ns,
+ _b_kind) = _slot_setters(BookTicker)
 
 
 Tick = Trade | BookTicker
