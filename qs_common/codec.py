@@ -82,34 +82,44 @@ def pack_xadd(stream: bytes, tick: Tick) -> bytes:
     `hiredis.pack_command`). Text that is not ASCII (never from the parser's schema, whose texts are ASCII) takes
     the general path, since RESP lengths count bytes.
     """
-    head = _xadd_head(stream)
-    if isinstance(tick, Trade):
-        sym, ts, ev, recv, tid = tick.symbol, str(tick.ts_trade_ms), str(tick.ts_event_ms), str(tick.recv_ns), \
-            str(tick.trade_id)
-        p, q = tick.price, tick.qty
-        text = (f"*23{head}$3\r\nsym\r\n${len(sym)}\r\n{sym}\r\n$4\r\nkind\r\n$5\r\ntrade\r\n"
-                f"$2\r\nts\r\n${len(ts)}\r\n{ts}\r\n$2\r\nev\r\n${len(ev)}\r\n{ev}\r\n"
-                f"$4\r\nrecv\r\n${len(recv)}\r\n{recv}\r\n$2\r\nid\r\n${len(tid)}\r\n{tid}\r\n"
-                f"$1\r\np\r\n${len(p)}\r\n{p}\r\n$1\r\nq\r\n${len(q)}\r\n{q}\r\n"
-                f"$1\r\nm\r\n$1\r\n{1 if tick.buyer_is_maker else 0}\r\n")
-    else:
-        text = _book_text(head, tick)
-    if text.isascii():
-        return text.encode()
-    return pack_xadd_fields(stream, encode(tick))
+    if not isinstance(tick, Trade):
+        return pack_book_xadd(stream, tick.symbol, tick.update_id, tick.bid, tick.bid_qty, tick.ask, tick.ask_qty,
+                              tick.ts_event_ms, tick.recv_ns)
+    sym, ts, ev, recv, tid = tick.symbol, str(tick.ts_trade_ms), str(tick.ts_event_ms), str(tick.recv_ns), \
+        str(tick.trade_id)
+    p, q = tick.price, tick.qty
+    text = (f"*23{_xadd_head(stream)}$3\r\nsym\r\n${len(sym)}\r\n{sym}\r\n$4\r\nkind\r\n$5\r\ntrade\r\n"
+            f"$2\r\nts\r\n${len(ts)}\r\n{ts}\r\n$2\r\nev\r\n${len(ev)}\r\n{ev}\r\n"
+            f"$4\r\nrecv\r\n${len(recv)}\r\n{recv}\r\n$2\r\nid\r\n${len(tid)}\r\n{tid}\r\n"
+            f"$1\r\np\r\n${len(p)}\r\n{p}\r\n$1\r\nq\r\n${len(q)}\r\n{q}\r\n"
+            f"$1\r\nm\r\n$1\r\n{1 if tick.buyer_is_maker else 0}\r\n")
+    try:
+        return text.encode("ascii")  # one pass: checks and encodes
+    except UnicodeEncodeError:
+        return pack_xadd_fields(stream, encode(tick))
 
 
-def _book_text(head: str, tick: BookTicker) -> str:
-    sym, recv, uid = tick.symbol, str(tick.recv_ns), str(tick.update_id)
-    b, bq, a, aq = tick.bid, tick.bid_qty, tick.ask, tick.ask_qty
-    n, ts = 21, ""
-    if tick.ts_event_ms is not None:  # last, where `encode` adds it
-        e = str(tick.ts_event_ms)
+def pack_book_xadd(
+    stream: bytes, symbol: str, update_id: int, bid: str, bid_qty: str, ask: str, ask_qty: str,
+    ts_event_ms: int | None, recv_ns: int,
+) -> bytes:
+    """`pack_xadd(stream, BookTicker(symbol, update_id, ...))` from the values themselves: ingest packs three frames
+    in four, book tickers, straight from the decoded frame, with no BookTicker in between (ingest.parser.take_frame)."""
+    recv, uid = str(recv_ns), str(update_id)
+    if ts_event_ms is None:  # spot: no event time
+        n, ts = 21, ""
+    else:  # last, where `encode` adds it
+        e = str(ts_event_ms)
         n, ts = 23, f"$2\r\nts\r\n${len(e)}\r\n{e}\r\n"
-    return (f"*{n}{head}$3\r\nsym\r\n${len(sym)}\r\n{sym}\r\n$4\r\nkind\r\n$4\r\nbook\r\n"
+    text = (f"*{n}{_xadd_head(stream)}$3\r\nsym\r\n${len(symbol)}\r\n{symbol}\r\n$4\r\nkind\r\n$4\r\nbook\r\n"
             f"$4\r\nrecv\r\n${len(recv)}\r\n{recv}\r\n$2\r\nid\r\n${len(uid)}\r\n{uid}\r\n"
-            f"$1\r\nb\r\n${len(b)}\r\n{b}\r\n$2\r\nbq\r\n${len(bq)}\r\n{bq}\r\n"
-            f"$1\r\na\r\n${len(a)}\r\n{a}\r\n$2\r\naq\r\n${len(aq)}\r\n{aq}\r\n{ts}")
+            f"$1\r\nb\r\n${len(bid)}\r\n{bid}\r\n$2\r\nbq\r\n${len(bid_qty)}\r\n{bid_qty}\r\n"
+            f"$1\r\na\r\n${len(ask)}\r\n{ask}\r\n$2\r\naq\r\n${len(ask_qty)}\r\n{ask_qty}\r\n{ts}")
+    try:
+        return text.encode("ascii")
+    except UnicodeEncodeError:
+        return pack_xadd_fields(stream, encode(BookTicker(
+            symbol, update_id, bid, bid_qty, ask, ask_qty, ts_event_ms, recv_ns)))
 
 
 @functools.lru_cache(maxsize=16)

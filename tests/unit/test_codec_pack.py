@@ -42,3 +42,10 @@ def test_a_recorded_style_trade_is_read_back_by_redis_as_encoded():
     assert args[:3] == [b"XADD", b"stream:ticks", b"*"]
     fields = dict(zip(args[3::2], args[4::2], strict=True))
     assert fields == {k.encode(): str(v).encode() for k, v in codec.encode(tick).items()}
+
+
+@given(streams, texts, ints, texts, texts, texts, texts, st.none() | ints, ints)
+def test_book_packed_from_its_values_is_the_ticks_packing(stream, sym, uid, b, bq, a, aq, ts, recv):
+    # ingest packs book tickers from the decoded values (no BookTicker): the same bytes as from the tick
+    packed = codec.pack_book_xadd(stream, sym, uid, b, bq, a, aq, ts, recv)
+    assert packed == reference(stream, codec.encode(BookTicker(sym, uid, b, bq, a, aq, ts, recv)))
