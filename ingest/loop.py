@@ -16,7 +16,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from ingest.parser import BAD_ROW, EXCEPTION, Control, EdgeRules, Rejected, Skipped, parse_frame
+from ingest.parser import BAD_ROW, EXCEPTION, Control, EdgeRules, Rejected, Skipped, take_frame
 from ingest.partitioned import publisher_for
 from ingest.registry import SymbolFollower
 from ingest.rewind import Lost
@@ -150,7 +150,10 @@ class Ingest:
         self.frames += 1
         self.last_recv_ns = recv_ns
         try:
-            self._route(recv_ns, raw, parse_frame(recv_ns, raw, self.rules), origin)
+            # a book ticker goes straight to the publisher's buffer (None back); anything else is routed
+            result = take_frame(recv_ns, raw, self.rules, self.pub.add_book)
+            if result is not None:
+                self._route(recv_ns, raw, result, origin)
         except Exception as exc:  # one frame must never stop the feed: it is kept, with what went wrong
             name = type(exc).__name__
             if name not in self._exceptions_logged:  # a traceback per kind of failure, not per frame

@@ -161,6 +161,11 @@ class PartitionedPublisher:
         if self.last_trade_key and isinstance(tick, Trade) and tick.ts_trade_ms > self._marks.get(tick.symbol, 0):
             self._marks[tick.symbol] = tick.ts_trade_ms
 
+    def add_book(self, symbol: str, update_id: int, bid: str, bid_qty: str, ask: str, ask_qty: str,
+                 ts_event_ms: int | None, recv_ns: int) -> None:
+        pub = self.streams.get(symbol) or self._open(symbol)
+        pub.add_book(symbol, update_id, bid, bid_qty, ask, ask_qty, ts_event_ms, recv_ns)
+
     def add_depth(self, item: DepthDiff | DepthSnapshot, recv_ns: int) -> None:
         self.side.add_depth(item, recv_ns)
 

@@ -142,6 +142,13 @@ class Publisher:
         else:
             self._meta.append(None)
 
+    def add_book(self, symbol: str, update_id: int, bid: str, bid_qty: str, ask: str, ask_qty: str,
+                 ts_event_ms: int | None, recv_ns: int) -> None:
+        """`add(BookTicker(...))` from the values (ingest.parser.take_frame): no tick object on the hot path."""
+        self._buffer.append(codec.pack_book_xadd(
+            self._stream_b, symbol, update_id, bid, bid_qty, ask, ask_qty, ts_event_ms, recv_ns))
+        self._meta.append(None)
+
     def dead_letter(self, reason: str, raw: bytes, recv_ns: int, kind: str = "invalid") -> None:
         self.dead_letters += 1
         self.dead_letter_reasons[kind] += 1

@@ -35,14 +35,14 @@ class ListSource:
 
 def test_an_exception_on_one_frame_dead_letters_it_and_the_rest_are_published(redis_server, r, monkeypatch, caplog):
     frames = [json.dumps({"stream": "btcusdt@trade", "data": TRADE | {"t": i}}).encode() for i in range(1, 6)]
-    real_parse = ingest.loop.parse_frame
+    real_parse = ingest.loop.take_frame  # the parser as the loop calls it
 
-    def parse(recv_ns, raw, rules):  # a bug that only some frames reach
+    def parse(recv_ns, raw, rules, add_book):  # a bug that only some frames reach
         if b'"t": 2,' in raw or b'"t": 4,' in raw:
             raise RecursionError("maximum recursion depth exceeded")
-        return real_parse(recv_ns, raw, rules)
+        return real_parse(recv_ns, raw, rules, add_book)
 
-    monkeypatch.setattr(ingest.loop, "parse_frame", parse)
+    monkeypatch.setattr(ingest.loop, "take_frame", parse)
 
     async def scenario() -> Ingest:
         ar = aioredis.from_url(redis_server.url)
