@@ -23,7 +23,11 @@ from qs_common.models import DECIMAL_PATTERN, INT64_MAX, SYMBOL_PATTERN
 _Int64 = Annotated[int, msgspec.Meta(gt=0, le=INT64_MAX)]
 
 
-class TradeMsg(msgspec.Struct):
+# gc=False: these hold only texts and numbers (a frame its message), so they can be in no reference cycle; the
+# collector neither tracks them nor counts them towards its next collection.
+
+
+class TradeMsg(msgspec.Struct, gc=False):
     """`qs_common.venues.binance.wire.TradeMsg`, texts unchecked (see `trade_frame`)."""
 
     e: str
@@ -37,7 +41,7 @@ class TradeMsg(msgspec.Struct):
     X: str | None = None
 
 
-class BookTickerMsg(msgspec.Struct):
+class BookTickerMsg(msgspec.Struct, gc=False):
     """`qs_common.venues.binance.wire.BookTickerMsg`, texts unchecked (see `book_frame`)."""
 
     u: _Int64
@@ -50,21 +54,33 @@ class BookTickerMsg(msgspec.Struct):
     T: _Int64 | None = None
 
 
-class TradeFrame(msgspec.Struct):
+class TradeFrame(msgspec.Struct, gc=False):
     stream: str
     data: TradeMsg
 
 
-class BookTickerFrame(msgspec.Struct):
+class BookTickerFrame(msgspec.Struct, gc=False):
     stream: str
     data: BookTickerMsg
 
 
 _TRADE = msgspec.json.Decoder(TradeFrame)
 _BOOK = msgspec.json.Decoder(BookTickerFrame)
+
+
+def possessive(pattern: str) -> str:
+    """`pattern` with every bounded repeat (`{m,n}`) and optional group (`)?`) possessive: what it matched is
+    never given back. For the schema's patterns it matches the same texts (a repeat that gave back digits
+    could only hand them to a part that takes fewer kinds of character, or to the separator or the end, which
+    takes no digit: tests/unit/test_fastparse.py checks both forms against each other), and Python's `re` skips
+    the backtracking bookkeeping: ~0.48 -> ~0.34 µs for a book ticker's five texts."""
+    return pattern.replace("}", "}+").replace(")?", ")?+")
+
+
+_DECIMAL, _SYMBOL = possessive(DECIMAL_PATTERN), possessive(SYMBOL_PATTERN)
 # Neither pattern admits a space, so texts joined by single spaces match only if each matches its own pattern.
-_TRADE_TEXTS = re.compile(f"{SYMBOL_PATTERN} {DECIMAL_PATTERN} {DECIMAL_PATTERN}")
-_BOOK_TEXTS = re.compile(f"{SYMBOL_PATTERN}(?: {DECIMAL_PATTERN}){{4}}")
+_TRADE_TEXTS = re.compile(f"{_SYMBOL} {_DECIMAL} {_DECIMAL}")
+_BOOK_TEXTS = re.compile(f"{_SYMBOL}(?: {_DECIMAL}){{4}}")
 
 
 def _decode(decoder: msgspec.json.Decoder[Any], raw: bytes) -> Any:

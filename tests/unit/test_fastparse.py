@@ -10,6 +10,7 @@ invalid UTF-8 and trailing bytes.
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -150,3 +151,12 @@ def test_a_bad_byte_anywhere_is_rejected_as_the_schema_says(bad: bytes, base: di
         fast, schema = parse_frame(RECV_NS, raw, RULES), parse_frame_schema(RECV_NS, raw, RULES)
         # (an encoded surrogate inside the stream's kind reads as a stream not published: Skipped, both paths)
         assert type(fast) is type(schema) and isinstance(fast, Rejected | Skipped), (at, raw[max(0, at - 20):at + 10])
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(decimals, near_decimals, symbols, st.text(alphabet="0123456789.Ab\n", max_size=45)))
+def test_the_possessive_patterns_match_the_same_texts_as_the_schemas(text: str) -> None:
+    # fastparse matches possessive forms (faster in `re`); a pattern edit that breaks the equivalence fails here
+    for pattern in (DECIMAL_PATTERN, SYMBOL_PATTERN):
+        plain = re.fullmatch(pattern, text) is not None
+        assert (re.fullmatch(fastparse.possessive(pattern), text) is not None) == plain, (pattern, text)
