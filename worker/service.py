@@ -142,15 +142,15 @@ class Worker:
     def _add(self, label: str, group: str, consumer: str, handler: StatusHandler, stream: str | None = None,
              flat_fields: bool = False) -> None:
         s = self.settings
-        c = GroupConsumer(self.r, stream or s.ticks_stream, group, consumer, handler, s.worker_batch,
+        c = GroupConsumer(self.r, stream or s.ticks_stream, group, consumer, handler, s.batch_for(group),
                           s.worker_block_ms, s.claim_idle_ms, retries=s.batch_retries,
                           deadletter_maxlen=deadletters.maxlen(s.deadletter_max_mb), source=keys.worker_status(label),
                           flat_fields=flat_fields)
         self.consumers[label] = (c, handler)
 
-    def _options(self, source: str) -> dict[str, object]:
+    def _options(self, source: str, group: str) -> dict[str, object]:
         s = self.settings
-        return {"batch": s.worker_batch, "block_ms": s.worker_block_ms, "claim_idle_ms": s.claim_idle_ms,
+        return {"batch": s.batch_for(group), "block_ms": s.worker_block_ms, "claim_idle_ms": s.claim_idle_ms,
                 "retries": s.batch_retries, "deadletter_maxlen": deadletters.maxlen(s.deadletter_max_mb),
                 "source": source}
 
@@ -168,7 +168,7 @@ class Worker:
         status = keys.STATUS_WORKER_CANDLES if self.spec.whole else keys.candles_shard_status(
             self.spec.index, self.spec.count)
         c = MultiStreamConsumer(self.r, streams, keys.CANDLES_GROUP, consumer, handler, flat_fields=True,
-                                **self._options(status))  # type: ignore[arg-type]
+                                **self._options(status, keys.CANDLES_GROUP))  # type: ignore[arg-type]
         self.consumers["candles"] = (c, handler)
         if not self.spec.whole:
             self.shards = ShardRegistry(self.r, self.spec, self.settings.advertise_url)
@@ -180,7 +180,7 @@ class Worker:
 
         c = MultiStreamConsumer(self.r, handler.streams, group_name(self.spec), consumer, handler, ordered=True,
                                 hold_ms=self.settings.merge_hold_ms, join=handler.shard.join,
-                                **self._options(status_name(self.spec)))  # type: ignore[arg-type]
+                                **self._options(status_name(self.spec), group_name(self.spec)))  # type: ignore[arg-type]
         handler.shard.bound = c.bound
         self.consumers["analytics"] = (c, handler)
 
