@@ -32,7 +32,7 @@ from qs_common import codec, keys
 from qs_common.settings import Settings
 from worker import pair_slots, tick_values, webhooks
 from worker.analytics_shard import AnalyticsShard
-from worker.consumer import Entry, Rejected
+from worker.consumer import AnyEntry, Rejected
 from worker.live_pairs import POLL_S, Change, LivePairs
 from worker.pair_slots import PairSlot, stream_id
 from worker.warmup import adf_fields
@@ -49,7 +49,7 @@ def pair_config(settings: Settings) -> PairConfig:
     return pair_slots.pair_config(settings)
 
 
-def _first_id(entries: list[Entry]) -> bytes | None:
+def _first_id(entries: list[AnyEntry]) -> bytes | None:
     """The batch's smallest entry id (a claimed batch may not be in order)."""
     return min((eid for eid, _ in entries), key=stream_id) if entries else None
 
@@ -192,8 +192,9 @@ class AnalyticsHandler:
             **_finite(_as_dict(book_metrics(bid, bq, ask, aq))),
         }
 
-    def __call__(self, entries: list[Entry]) -> list[Rejected]:
+    def __call__(self, entries: list[AnyEntry]) -> list[Rejected]:
         """Feed the batch to the engines and publish; return the entries it cannot use (they are quarantined).
+        Fields as dicts or as the flat lists of raw replies (the consumer's `flat_fields`): the codec reads both.
 
         Never raises on data: the engines' state is in memory, so a retried batch would count twice."""
         with self._lock:
@@ -202,7 +203,7 @@ class AnalyticsHandler:
             self._fed = True
             return rejected
 
-    def _batch(self, entries: list[Entry]) -> list[Rejected]:
+    def _batch(self, entries: list[AnyEntry]) -> list[Rejected]:
         self._refresh_rules()
         first = _first_id(entries)
         out = self._control(lambda: first)  # a registry change first: its warm-up stops before this batch

@@ -282,3 +282,23 @@ def test_the_records_written_equal_dataclasses_asdict_field_for_field():
         got, want = _as_dict(record), asdict(record)
         assert list(got) == list(want)
         assert all(got[k] == want[k] or (math.isnan(got[k]) and math.isnan(want[k])) for k in want)
+
+
+def test_flat_fields_give_the_same_entries_as_dicts(r, handler, settings, ticks):
+    # the consumer hands the handler raw replies' flat [name, value, ...] lists (flat_fields=True, issue 12)
+    entries = xadd(r, ticks[:3_000])
+    r.xgroup_create(STREAM, keys.ANALYTICS_GROUP, id="0")  # a backlog: the idle thread leaves the warm-up to feed
+    control.put_pair(r, PairSettings(y="ETHUSDT", x="BTCUSDT", window=50))
+    feed(handler, [(eid, [x for pair in f.items() for x in pair]) for eid, f in entries], batch=10)
+    from_flat = published(r)
+    obs = observations(ticks[:3_000], "ETHUSDT", "BTCUSDT", mid=False)
+    check_against(from_flat, obs, reference_engine(pair_config(settings, handler.live.slots[PID].settings), obs)[1])
+    assert len(from_flat) > 10
+    r.delete(keys.ANALYTICS_STREAM)
+    as_dicts = AnalyticsHandler(settings, r)
+    try:
+        feed(as_dicts, entries, batch=10)
+    finally:
+        as_dicts.close()
+        as_dicts.webhooks.close(timeout=2)
+    assert published(r) == from_flat
