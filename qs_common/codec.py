@@ -88,8 +88,8 @@ def pack_xadd(stream: bytes, tick: Tick) -> bytes:
     sym, ts, ev, recv, tid = tick.symbol, str(tick.ts_trade_ms), str(tick.ts_event_ms), str(tick.recv_ns), \
         str(tick.trade_id)
     p, q = tick.price, tick.qty
-    text = (f"*23{_xadd_head(stream)}$3\r\nsym\r\n${len(sym)}\r\n{sym}\r\n$4\r\nkind\r\n$5\r\ntrade\r\n"
-            f"$2\r\nts\r\n${len(ts)}\r\n{ts}\r\n$2\r\nev\r\n${len(ev)}\r\n{ev}\r\n"
+    head = _PREFIXES.get((stream, sym, "trade")) or _prefix(stream, sym, "trade")
+    text = (f"{head}${len(ts)}\r\n{ts}\r\n$2\r\nev\r\n${len(ev)}\r\n{ev}\r\n"
             f"$4\r\nrecv\r\n${len(recv)}\r\n{recv}\r\n$2\r\nid\r\n${len(tid)}\r\n{tid}\r\n"
             f"$1\r\np\r\n${len(p)}\r\n{p}\r\n$1\r\nq\r\n${len(q)}\r\n{q}\r\n"
             f"$1\r\nm\r\n$1\r\n{1 if tick.buyer_is_maker else 0}\r\n")
@@ -111,8 +111,8 @@ def pack_book_xadd(
     else:  # last, where `encode` adds it
         e = str(ts_event_ms)
         n, ts = 23, f"$2\r\nts\r\n${len(e)}\r\n{e}\r\n"
-    text = (f"*{n}{_xadd_head(stream)}$3\r\nsym\r\n${len(symbol)}\r\n{symbol}\r\n$4\r\nkind\r\n$4\r\nbook\r\n"
-            f"$4\r\nrecv\r\n${len(recv)}\r\n{recv}\r\n$2\r\nid\r\n${len(uid)}\r\n{uid}\r\n"
+    head = _PREFIXES.get((stream, symbol, "book")) or _prefix(stream, symbol, "book")
+    text = (f"*{n}{head}${len(recv)}\r\n{recv}\r\n$2\r\nid\r\n${len(uid)}\r\n{uid}\r\n"
             f"$1\r\nb\r\n${len(bid)}\r\n{bid}\r\n$2\r\nbq\r\n${len(bid_qty)}\r\n{bid_qty}\r\n"
             f"$1\r\na\r\n${len(ask)}\r\n{ask}\r\n$2\r\naq\r\n${len(ask_qty)}\r\n{ask_qty}\r\n{ts}")
     try:
@@ -120,6 +120,25 @@ def pack_book_xadd(
     except UnicodeEncodeError:
         return pack_xadd_fields(stream, encode(BookTicker(
             symbol, update_id, bid, bid_qty, ask, ask_qty, ts_event_ms, recv_ns)))
+
+
+# What every XADD of one stream, symbol and kind repeats, up to the first field that varies: formatted once per
+# symbol, not per tick (~0.3 µs of a book ticker's ~1.2 µs). Bounded: cleared when it would pass the bound.
+_PREFIXES: dict[tuple[bytes, str, str], str] = {}
+_PREFIXES_MAX = 8192
+
+
+def _prefix(stream: bytes, symbol: str, kind: str) -> str:
+    """The command's start up to the value of its first varying field: the trade time `ts` of a trade (after its
+    count, fixed at 23 for trades), the receive time `recv` of a book ticker (whose count comes before it)."""
+    if len(_PREFIXES) >= _PREFIXES_MAX:
+        _PREFIXES.clear()
+    head = _xadd_head(stream)
+    sym = f"$3\r\nsym\r\n${len(symbol)}\r\n{symbol}\r\n"
+    text = (f"*23{head}{sym}$4\r\nkind\r\n$5\r\ntrade\r\n$2\r\nts\r\n" if kind == "trade"
+            else f"{head}{sym}$4\r\nkind\r\n$4\r\nbook\r\n$4\r\nrecv\r\n")
+    _PREFIXES[(stream, symbol, kind)] = text
+    return text
 
 
 @functools.lru_cache(maxsize=16)

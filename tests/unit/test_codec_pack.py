@@ -49,3 +49,14 @@ def test_book_packed_from_its_values_is_the_ticks_packing(stream, sym, uid, b, b
     # ingest packs book tickers from the decoded values (no BookTicker): the same bytes as from the tick
     packed = codec.pack_book_xadd(stream, sym, uid, b, bq, a, aq, ts, recv)
     assert packed == reference(stream, codec.encode(BookTicker(sym, uid, b, bq, a, aq, ts, recv)))
+
+
+def test_the_per_symbol_prefixes_stay_exact_past_their_bound(monkeypatch):
+    monkeypatch.setattr(codec, "_PREFIXES_MAX", 3)  # cleared again and again
+    for i in range(20):
+        for stream in (b"stream:ticks", b"stream:ticks:{BTCUSDT}"):
+            trade = Trade(f"S{i % 7}", i, "1.5", "2", 10 + i, 11 + i, 12 + i, i % 2 == 0)
+            book = BookTicker(f"S{i % 5}", i, "1", "2", "3", "4", None if i % 2 else i, 13 + i)
+            for tick in (trade, book):
+                assert codec.pack_xadd(stream, tick) == reference(stream, codec.encode(tick))
+    assert len(codec._PREFIXES) <= 3
