@@ -155,12 +155,15 @@ class Ingest:
             if result is not None:
                 self._route(recv_ns, raw, result, origin)
         except Exception as exc:  # one frame must never stop the feed: it is kept, with what went wrong
-            name = type(exc).__name__
-            if name not in self._exceptions_logged:  # a traceback per kind of failure, not per frame
-                self._exceptions_logged.add(name)
-                log.exception("frame not handled, dead-lettered (further %s are only counted)", name)
-            data = raw if isinstance(raw, bytes) else str(raw).encode(errors="replace")
-            self.pub.dead_letter(f"ingest error: {name}: {exc}", data, recv_ns, EXCEPTION)
+            self._failed(recv_ns, raw, exc)
+
+    def _failed(self, recv_ns: int, raw: bytes, exc: Exception) -> None:
+        name = type(exc).__name__
+        if name not in self._exceptions_logged:  # a traceback per kind of failure, not per frame
+            self._exceptions_logged.add(name)
+            log.exception("frame not handled, dead-lettered (further %s are only counted)", name, exc_info=exc)
+        data = raw if isinstance(raw, bytes) else str(raw).encode(errors="replace")
+        self.pub.dead_letter(f"ingest error: {name}: {exc}", data, recv_ns, EXCEPTION)
 
     async def _handle_row(self, row: FileRow) -> None:
         if not row.problem:
@@ -236,10 +239,18 @@ class Ingest:
 
     async def _handle_batch(self, batch: list[SourceItem]) -> bool:
         """Handle the items of one read; True: stop (the source finished, or a signal asked)."""
-        take = self._take
+        rules, add_book, route = self.rules, self.pub.add_book, self._route
         for item in batch:
-            if type(item) is tuple:  # a frame: the common case, handled without an await
-                take(item[0], item[1])
+            if type(item) is tuple:  # a frame: the common case, handled without an await (`_take`, inline)
+                recv_ns, raw = item
+                self.frames += 1
+                self.last_recv_ns = recv_ns
+                try:
+                    result = take_frame(recv_ns, raw, rules, add_book)
+                    if result is not None:
+                        route(recv_ns, raw, result)
+                except Exception as exc:  # one frame must never stop the feed
+                    self._failed(recv_ns, raw, exc)
             elif isinstance(item, FeedEvent):
                 await self._on_event(item)
                 if item.kind == "finished":

@@ -183,10 +183,18 @@ def take_frame(recv_ns: int, raw: bytes | str, rules: EdgeRules, add_book: BookS
         bf = fastparse.book_frame(raw)
         if bf is not None:
             b = bf.data
+            # `_check_book`'s passing case, inline: a subscribed stream carrying its own symbol as Binance writes
+            # it (the registry's upper case, so `upper()` would give the same), no times (spot), every value
+            # positive. Anything else, futures' times included, is `_check_book`'s.
+            symbol = b.s
+            if (rules.stream_symbols.get(bf.stream) == symbol and b.E is None and b.T is None
+                    and b.b.strip("0.") and b.B.strip("0.") and b.a.strip("0.") and b.A.strip("0.")):
+                add_book(symbol, b.u, b.b, b.B, b.a, b.A, None, recv_ns)
+                return None
             rejected = _check_book(bf.stream, b, recv_ns, rules)
             if rejected is not None:
                 return rejected
-            add_book(b.s.upper(), b.u, b.b, b.B, b.a, b.A, b.E, recv_ns)
+            add_book(symbol.upper(), b.u, b.b, b.B, b.a, b.A, b.E, recv_ns)
             return None
     elif kind == _TRADE_B:
         tf = fastparse.trade_frame(raw)
