@@ -113,8 +113,9 @@ def test_replayed_depth_builds_the_books_binance_shows(redis_server, tmp_path):
     for symbol, u in last.items():
         wait_for(lambda s=symbol, u=u: book_done(r, s, u), 60, f"{symbol} book at u={u}")
         check_book(r, symbol, u)
-    st = wait_for(lambda: status(r, "worker-book").get("books", {}).get("BTCUSDT"), 10, "book status")
-    st = status(r, "worker-book")
+    # the status record is rewritten once a second: wait for the one written after both books were done
+    st = wait_for(lambda: (s := status(r, "worker-book")) and all(
+        s.get("books", {}).get(sym, {}).get("applied", 0) > 3_000 for sym in last) and s, 10, "book status")
     for symbol in last:
         book = st["books"][symbol]
         print(f"{symbol}: {book}")
