@@ -1,7 +1,9 @@
 """Tick-entry decode speed: `qs_common.codec.decode_batch` as the candle and analytics consumers call it.
 
-Prints entries/s over the recorded frames (BTCUSDT and ETHUSDT, 2024-08-08) encoded as ingest writes them,
-best of `--rounds`. Asserts nothing. Run from the repository root: `python bench/bench_codec.py`.
+Prints entries/s and CPU µs an entry over the recorded frames (BTCUSDT and ETHUSDT, 2024-08-08) encoded as
+ingest writes them, as dicts (redis-py's parse) and as the flat lists of raw replies (the consumers' reading,
+`GroupConsumer(flat_fields=True)`), best of `--rounds`. Asserts nothing.
+Run from the repository root: `python bench/bench_codec.py`.
 For reference it also times the hand-written loop the candle consumer had before issue 13 (kept here only as
 the baseline the codec must match).
 """
@@ -21,7 +23,7 @@ from bench.common import recorded_frames  # noqa: E402
 from ingest.parser import parse_frame  # noqa: E402
 from qs_common import codec  # noqa: E402
 
-Entries = list[tuple[bytes, dict[bytes, bytes]]]
+Entries = list[tuple[bytes, Any]]
 
 
 def entries() -> Entries:
@@ -31,6 +33,11 @@ def entries() -> Entries:
         fields = codec.encode(tick)  # type: ignore[arg-type]
         out.append((f"{i}-0".encode(), {k.encode(): str(v).encode() for k, v in fields.items()}))
     return out
+
+
+def flat(batch: Entries) -> Entries:
+    """The entries as a raw XREADGROUP reply gives them: [name, value, ...] in the encoder's order."""
+    return [(eid, [x for pair in f.items() for x in pair]) for eid, f in batch]
 
 
 def hand_loop_before(batch: Entries) -> Any:
@@ -65,20 +72,26 @@ def main() -> None:
     batch = entries()
     trades = sum(1 for _, f in batch if f[b"kind"] == b"trade")
     print(f"{len(batch):,} entries ({trades:,} trades, {len(batch) - trades:,} book tickers)")
-    cases: list[tuple[str, Callable[[Entries], Any]]] = [
-        ("before: candle consumer's hand loop", hand_loop_before),
-        ("codec.decode_batch(books=False) [candles]", lambda b: codec.decode_batch(b, books=False)),
-        ("codec.decode_batch(order=True, times=True) [analytics]",
+    flat_batch = flat(batch)
+    cases: list[tuple[str, Entries, Callable[[Entries], Any]]] = [
+        ("before: candle consumer's hand loop", batch, hand_loop_before),
+        ("decode_batch(books=False) [candles], dicts", batch, lambda b: codec.decode_batch(b, books=False)),
+        ("decode_batch(books=False) [candles], flat", flat_batch, lambda b: codec.decode_batch(b, books=False)),
+        ("decode_batch(order=True, times=True) [analytics], dicts", batch,
+         lambda b: codec.decode_batch(b, order=True, times=True)),
+        ("decode_batch(order=True, times=True) [analytics], flat", flat_batch,
          lambda b: codec.decode_batch(b, order=True, times=True)),
     ]
-    best = dict.fromkeys((name for name, _ in cases), float("inf"))
+    best = {name: (float("inf"), float("inf")) for name, _, _ in cases}
     for _ in range(args.rounds):  # interleaved, best of: the machine is shared
-        for name, fn in cases:
-            t0 = time.perf_counter()
-            fn(batch)
-            best[name] = min(best[name], time.perf_counter() - t0)
-    for name, seconds in best.items():
-        print(f"{name:58s} {len(batch) / seconds:>12,.0f} entries/s")
+        for name, data, fn in cases:
+            c0, t0 = time.process_time(), time.perf_counter()
+            fn(data)
+            cpu, wall = time.process_time() - c0, time.perf_counter() - t0
+            best[name] = (min(best[name][0], cpu), min(best[name][1], wall))
+    n = len(batch)
+    for name, (cpu, wall) in best.items():
+        print(f"{name:58s} {n / wall:>12,.0f} entries/s {cpu / n * 1e6:6.3f} µs CPU an entry")
 
 
 if __name__ == "__main__":

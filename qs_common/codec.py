@@ -289,39 +289,119 @@ def _decode_all(
     entries: Iterable[tuple[bytes, Fields]], out: DecodedBatch, books: bool, order: bool,
     times: bool,
 ) -> None:
-    tr, bad, seq = out.trades, out.undecodable, out.order
-    for entry_id, fields in entries:
-        f = fields_dict(fields)
-        kind = f.get(b"kind")
-        if kind == b"trade":
-            if f.get(b"v", _VERSION_B) != _VERSION_B:  # checked per kind: skipped books cost no lookup
-                bad.append((entry_id, _unknown_version(f)))
-                continue
-            try:
-                sym, trade_id, ts = f[b"sym"].decode(), int(f[b"id"]), int(f[b"ts"])
-                price, qty, maker = f[b"p"].decode(), f[b"q"].decode(), f[b"m"] == b"1"
+    """Every kind, with the order and times when asked (the analytics consumer's reading).
+
+    As in `_decode_trades`, a flat entry in the encoder's layout (a trade, a book with or without `ts`, the names
+    checked all at once, so no name is there twice) is read by position; a bad value, a new symbol's first
+    entry, another version or any other layout goes through `_decode_fields`, the dict reading, which decides
+    the same for the same fields (tests/unit/test_codec_batch.py compares the two)."""
+    tr, bk, seq = out.trades, out.books, out.order
+    t_eid, t_sym, t_id, t_price = tr.entry_ids.append, tr.symbols.append, tr.ids.append, tr.prices.append
+    t_qty, t_ts, t_maker, t_recv, t_ev = (tr.qtys.append, tr.times.append, tr.makers.append, tr.recvs.append,
+                                          tr.event_times.append)
+    b_eid, b_sym, b_id, b_bid, b_bq = bk.entry_ids.append, bk.symbols.append, bk.ids.append, bk.bids.append, \
+        bk.bid_qtys.append
+    b_ask, b_aq, b_ts, b_recv = bk.asks.append, bk.ask_qtys.append, bk.times.append, bk.recvs.append
+    t_ids, b_ids, add_seq = tr.ids, bk.ids, seq.append
+    names: dict[bytes, str] = {}  # symbol bytes -> text, filled by the dict reading (a batch has few symbols)
+    version, trade_names, book_names, book_names_ts = _VERSION_B, _TRADE_NAMES, _BOOK_NAMES, _BOOK_NAMES_TS
+    for entry_id, f in entries:
+        if isinstance(f, list) and len(f) > 5 and f[1] == version:
+            kind = f[5]
+            if kind == b"book":
+                keys = f[0::2]
+                if books and keys in (book_names, book_names_ts):  # (skipped books go the dict way: rare)
+                    try:  # a bad value or a new symbol: the dict reading says which
+                        sym = names[f[3]]
+                        update_id, recv = int(f[9]), int(f[7])
+                        bid, bid_qty, ask, ask_qty = f[11].decode(), f[13].decode(), f[15].decode(), f[17].decode()
+                        ts = int(f[19]) if len(keys) == 10 else None
+                    except (KeyError, ValueError):
+                        _decode_fields(entry_id, fields_dict(f), out, books, order, times, names)
+                        continue
+                    if order:
+                        add_seq(~len(b_ids))
+                    b_eid(entry_id)
+                    b_sym(sym)
+                    b_id(update_id)
+                    b_bid(bid)
+                    b_bq(bid_qty)
+                    b_ask(ask)
+                    b_aq(ask_qty)
+                    b_ts(ts)
+                    b_recv(recv)
+                    continue
+            elif kind == b"trade" and f[0::2] == trade_names:
+                try:
+                    sym = names[f[3]]
+                    trade_id, ts_ms = int(f[13]), int(f[7])
+                    price, qty = f[15].decode(), f[17].decode()
+                    if times:
+                        recv, ev = int(f[11]), int(f[9])
+                except (KeyError, ValueError):
+                    _decode_fields(entry_id, fields_dict(f), out, books, order, times, names)
+                    continue
+                if order:
+                    add_seq(len(t_ids))
+                t_eid(entry_id)
+                t_sym(sym)
+                t_id(trade_id)
+                t_price(price)
+                t_qty(qty)
+                t_ts(ts_ms)
+                t_maker(f[19] == b"1")
                 if times:
-                    recv, ev = int(f[b"recv"]), int(f[b"ev"])
-            except (KeyError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
-                bad.append((entry_id, f"malformed trade entry: {exc!r}"))
+                    t_recv(recv)
+                    t_ev(ev)
                 continue
-            if order:
-                seq.append(len(tr.ids))
-            tr.entry_ids.append(entry_id)
-            tr.symbols.append(sym)
-            tr.ids.append(trade_id)
-            tr.prices.append(price)
-            tr.qtys.append(qty)
-            tr.times.append(ts)
-            tr.makers.append(maker)
+        _decode_fields(entry_id, fields_dict(f), out, books, order, times, names)
+
+
+def _decode_fields(
+    entry_id: bytes, f: Mapping[bytes, bytes], out: DecodedBatch, books: bool, order: bool, times: bool,
+    names: dict[bytes, str],
+) -> None:
+    """One entry as a dict, for `_decode_all`: a trade or (if `books`) a book is added, anything else refused."""
+    kind = f.get(b"kind")
+    if kind == b"trade":
+        if f.get(b"v", _VERSION_B) != _VERSION_B:  # checked per kind: skipped books cost no lookup
+            out.undecodable.append((entry_id, _unknown_version(f)))
+            return
+        tr = out.trades
+        try:
+            sym, trade_id, ts = _symbol(f[b"sym"], names), int(f[b"id"]), int(f[b"ts"])
+            price, qty, maker = f[b"p"].decode(), f[b"q"].decode(), f[b"m"] == b"1"
             if times:
-                tr.recvs.append(recv)
-                tr.event_times.append(ev)
-        elif kind == b"book":
-            if books:
-                _decode_book(entry_id, f, out.books, bad, seq if order else None)
-        else:
-            bad.append((entry_id, _not_a_tick(f, kind)))
+                recv, ev = int(f[b"recv"]), int(f[b"ev"])
+        except (KeyError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+            out.undecodable.append((entry_id, f"malformed trade entry: {exc!r}"))
+            return
+        if order:
+            out.order.append(len(tr.ids))
+        tr.entry_ids.append(entry_id)
+        tr.symbols.append(sym)
+        tr.ids.append(trade_id)
+        tr.prices.append(price)
+        tr.qtys.append(qty)
+        tr.times.append(ts)
+        tr.makers.append(maker)
+        if times:
+            tr.recvs.append(recv)
+            tr.event_times.append(ev)
+    elif kind == b"book":
+        if books:
+            _decode_book(entry_id, f, out.books, out.undecodable, out.order if order else None, names)
+    else:
+        out.undecodable.append((entry_id, _not_a_tick(f, kind)))
+
+
+def _symbol(raw: bytes, names: dict[bytes, str]) -> str:
+    """The symbol's text, decoded once per batch (UnicodeDecodeError, a ValueError, if it is not UTF-8)."""
+    try:
+        return names[raw]
+    except KeyError:
+        sym = names[raw] = raw.decode()
+        return sym
 
 
 def _not_a_tick(f: Mapping[bytes, bytes], kind: bytes | None) -> str:
@@ -333,13 +413,14 @@ def _unknown_version(f: Mapping[bytes, bytes]) -> str:
 
 
 def _decode_book(
-    entry_id: bytes, f: Mapping[bytes, bytes], bk: BookColumns, bad: list[tuple[bytes, str]], seq: list[int] | None
+    entry_id: bytes, f: Mapping[bytes, bytes], bk: BookColumns, bad: list[tuple[bytes, str]], seq: list[int] | None,
+    names: dict[bytes, str],
 ) -> None:
     if f.get(b"v", _VERSION_B) != _VERSION_B:
         bad.append((entry_id, _unknown_version(f)))
         return
     try:
-        sym, update_id, recv = f[b"sym"].decode(), int(f[b"id"]), int(f[b"recv"])
+        sym, update_id, recv = _symbol(f[b"sym"], names), int(f[b"id"]), int(f[b"recv"])
         bid, bid_qty, ask, ask_qty = f[b"b"].decode(), f[b"bq"].decode(), f[b"a"].decode(), f[b"aq"].decode()
         ts_raw = f.get(b"ts")
         ts = int(ts_raw) if ts_raw is not None else None
