@@ -100,7 +100,15 @@ MIXED = [
     raw(TRADE, sym=b"\xff\xfeUSDT"), {b"kind": b"depth", b"sym": b"X"}, raw(BOOK, drop="aq"), raw(TRADE2, v="9"),
     raw(TRADE, drop="v"), raw(BOOK, v="2"), raw(TRADE, id=2**70, ts=-5), raw(TRADE, m="0"), raw(TRADE, p=b"\xff"),
     raw(TRADE, sym="NEWUSDT"), raw(BOOK, kind="depth"), {}, {b"kind": b"trade"}, raw(TRADE, extra="x"),
+    # bad values in the encoder's layout (read by position until the value fails), in every field read
+    raw(TRADE, recv="r"), raw(TRADE, ev="e"), raw(TRADE, ts="t"), raw(TRADE, q=b"\xff"), raw(BOOK, id="i"),
+    raw(BOOK, recv="r"), raw(BOOK_TS, ts="t"), raw(BOOK, b=b"\xff"), raw(BOOK, bq=b"\xff"), raw(BOOK, a=b"\xff"),
+    raw(BOOK_TS, aq=b"\xff"), raw(BOOK, sym=b"\xff"), raw(BOOK_TS, sym="NEWUSDT"), raw(BOOK, drop="v"),
+    raw(BOOK_TS, extra="x"), raw(TRADE2), raw(BOOK_TS), raw(BOOK),
 ]
+# Every way decode_batch is called with: the candle reading, the analytics one, and the rest of the flags.
+FLAGS = [{"books": False}, {"order": True, "times": True}, {}, {"order": True}, {"times": True},
+         {"books": False, "order": True, "times": True}]
 
 
 def test_flat_fields_decode_like_the_dicts_they_stand_for():
@@ -108,20 +116,45 @@ def test_flat_fields_decode_like_the_dicts_they_stand_for():
     as_dicts = [(f"{i}-0".encode(), f) for i, f in enumerate(MIXED)]
     as_flat = [(eid, flat(f)) for eid, f in as_dicts]
     reordered = [(eid, flat(dict(reversed(list(f.items()))))) for eid, f in as_dicts]  # not the encoder's order
-    for kwargs in ({"books": False}, {"order": True, "times": True}):
+    for kwargs in FLAGS:
         want = codec.decode_batch(as_dicts, **kwargs)
         for form in (as_flat, reordered):
             got = codec.decode_batch(form, **kwargs)
             assert got.trades == want.trades and got.books == want.books and got.order == want.order
-            assert got.undecodable == want.undecodable
+            assert got.undecodable == want.undecodable, kwargs
     ids = codec.decode_batch(as_flat, books=False).trades.entry_ids
-    assert ids == [b"0-0", b"2-0", b"10-0", b"12-0", b"13-0", b"15-0", b"19-0"]  # an extra field is ignored
+    # an extra field is ignored; the candle reading does not read the times (20, 21)
+    assert ids == [b"0-0", b"2-0", b"10-0", b"12-0", b"13-0", b"15-0", b"19-0", b"20-0", b"21-0", b"35-0"]
+    full = codec.decode_batch(as_flat, order=True, times=True)
+    assert full.books.entry_ids == [b"1-0", b"3-0", b"32-0", b"33-0", b"34-0", b"36-0", b"37-0"]
+    assert len(full.undecodable) == 23  # 4-9, 11, 14, 16-18, 20-31
+
+
+def test_flat_entries_in_the_encoder_layout_give_every_field_from_its_own_position():
+    """Each field of TRADE, TRADE2, BOOK and BOOK_TS is distinct from the others: a wrong index shows."""
+    entries = [(b"1-0", flat(raw(TRADE))), (b"2-0", flat(raw(BOOK))), (b"3-0", flat(raw(TRADE2))),
+               (b"4-0", flat(raw(BOOK_TS))), (b"5-0", flat(raw(TRADE))), (b"6-0", flat(raw(BOOK_TS)))]
+    batch = codec.decode_batch(entries, order=True, times=True)
+    t, b = batch.trades, batch.books
+    assert [codec.trade_at(t, i) for i in range(len(t))] == [TRADE, TRADE2, TRADE]
+    assert [codec.book_at(b, i) for i in range(len(b))] == [BOOK, BOOK_TS, BOOK_TS]
+    assert t.entry_ids == [b"1-0", b"3-0", b"5-0"] and b.entry_ids == [b"2-0", b"4-0", b"6-0"]
+    assert batch.order == [0, ~0, 1, ~1, 2, ~2] and not batch.undecodable
 
 
 def test_a_flat_entry_with_a_name_twice_reads_the_later_value_like_the_dict():
-    twice = flat(raw(TRADE)) + [b"p", b"1.5", b"kind", b"trade"]
-    batch = codec.decode_batch([(b"1-0", twice)], books=False)
-    assert batch.trades.prices == ["1.5"] and not batch.undecodable
-    book_then_trade = flat(raw(BOOK)) + [b"kind", b"trade"]  # no longer a book: a trade without its fields
-    bad = codec.decode_batch([(b"2-0", book_then_trade)], books=False).undecodable
-    assert len(bad) == 1 and "malformed trade entry" in bad[0][1]
+    for kwargs in FLAGS:
+        twice = flat(raw(TRADE)) + [b"p", b"1.5", b"kind", b"trade"]
+        batch = codec.decode_batch([(b"1-0", twice)], **kwargs)
+        assert batch.trades.prices == ["1.5"] and not batch.undecodable, kwargs
+        book_then_trade = flat(raw(BOOK)) + [b"kind", b"trade"]  # no longer a book: a trade without its fields
+        bad = codec.decode_batch([(b"2-0", book_then_trade)], **kwargs).undecodable
+        assert len(bad) == 1 and "malformed trade entry" in bad[0][1], kwargs
+    ts_twice = flat(raw(BOOK_TS)) + [b"ts", b"7"]
+    assert codec.decode_batch([(b"3-0", ts_twice)], order=True, times=True).books.times == [7]
+    trade_then_book = flat(raw(TRADE)) + [b"kind", b"book"]  # no longer a trade: a book without its fields
+    bad = codec.decode_batch([(b"4-0", trade_then_book)], order=True, times=True).undecodable
+    assert len(bad) == 1 and "malformed book entry" in bad[0][1] and "b'b'" in bad[0][1]
+    version_twice = flat(raw(BOOK)) + [b"v", b"2"]
+    bad = codec.decode_batch([(b"5-0", version_twice)], order=True, times=True).undecodable
+    assert bad == [(b"5-0", "tick schema v=b'2' unknown (this decoder reads v=1)")]
