@@ -218,7 +218,8 @@ def _decode_trades(entries: Iterable[tuple[bytes, Fields]], out: DecodedBatch) -
     """Trades only (books skipped undecoded), no times, no order: `_decode_all` specialised for speed.
 
     A flat entry in the encoder's layout is read by position (the names checked all at once); anything else goes
-    through `_decode_trade_fields`, the dict reading, which decides the same for the same fields."""
+    through `_decode_fields` (books skipped, no order, no times), the dict reading, which decides the same for the
+    same fields."""
     tr = out.trades
     add_eid, add_sym, add_id, add_price = tr.entry_ids.append, tr.symbols.append, tr.ids.append, tr.prices.append
     add_qty, add_ts, add_maker = tr.qtys.append, tr.times.append, tr.makers.append
@@ -236,7 +237,7 @@ def _decode_trades(entries: Iterable[tuple[bytes, Fields]], out: DecodedBatch) -
                     trade_id, ts = int(f[13]), int(f[7])
                     price, qty = f[15].decode(), f[17].decode()
                 except (KeyError, ValueError):  # a new symbol, or a bad value: the general reading says which
-                    _decode_trade_fields(entry_id, fields_dict(f), out, names)
+                    _decode_fields(entry_id, fields_dict(f), out, False, False, False, names)
                     continue
                 add_eid(entry_id)
                 add_sym(sym)
@@ -246,43 +247,12 @@ def _decode_trades(entries: Iterable[tuple[bytes, Fields]], out: DecodedBatch) -
                 add_ts(ts)
                 add_maker(f[19] == b"1")
                 continue
-        _decode_trade_fields(entry_id, fields_dict(f), out, names)
+        _decode_fields(entry_id, fields_dict(f), out, False, False, False, names)
 
 
 def fields_dict(fields: Fields) -> Mapping[bytes, bytes]:
     """The entry's fields as a dict (a flat list's later duplicate name wins, as in redis-py's parse)."""
     return dict(zip(fields[0::2], fields[1::2], strict=True)) if isinstance(fields, list) else fields
-
-
-def _decode_trade_fields(entry_id: bytes, f: Mapping[bytes, bytes], out: DecodedBatch, names: dict[bytes, str]) -> None:
-    """One entry as a dict, for the trades-only reading: a trade is added, a book skipped, anything else refused."""
-    kind = f.get(b"kind")
-    if kind != b"trade":
-        if kind != b"book":
-            out.undecodable.append((entry_id, _not_a_tick(f, kind)))
-        return
-    if f.get(b"v", _VERSION_B) != _VERSION_B:
-        out.undecodable.append((entry_id, _unknown_version(f)))
-        return
-    try:
-        raw_sym = f[b"sym"]
-        try:
-            sym = names[raw_sym]
-        except KeyError:
-            sym = names[raw_sym] = raw_sym.decode()
-        trade_id, ts = int(f[b"id"]), int(f[b"ts"])
-        price, qty, maker = f[b"p"].decode(), f[b"q"].decode(), f[b"m"] == b"1"
-    except (KeyError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
-        out.undecodable.append((entry_id, f"malformed trade entry: {exc!r}"))
-        return
-    tr = out.trades
-    tr.entry_ids.append(entry_id)
-    tr.symbols.append(sym)
-    tr.ids.append(trade_id)
-    tr.prices.append(price)
-    tr.qtys.append(qty)
-    tr.times.append(ts)
-    tr.makers.append(maker)
 
 
 def _decode_all(
@@ -361,7 +331,8 @@ def _decode_fields(
     entry_id: bytes, f: Mapping[bytes, bytes], out: DecodedBatch, books: bool, order: bool, times: bool,
     names: dict[bytes, str],
 ) -> None:
-    """One entry as a dict, for `_decode_all`: a trade or (if `books`) a book is added, anything else refused."""
+    """One entry as a dict, the fallback of both readings: a trade or (if `books`) a book is added, anything else
+    refused."""
     kind = f.get(b"kind")
     if kind == b"trade":
         if f.get(b"v", _VERSION_B) != _VERSION_B:  # checked per kind: skipped books cost no lookup
