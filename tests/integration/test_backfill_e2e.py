@@ -119,7 +119,13 @@ def assert_only_closed_rest(worker: WorkerProc, now_ms: int) -> None:
 
 def test_restart_after_a_stop_backfills_what_nobody_saw(tmp_path: Path, redis_server) -> None:
     r = redis_server.client()
-    part1 = write_part(tmp_path, "part1", range(0, STOP_NS))
+    # Part 1 goes in two steps. Start-up backfill plans up to the candle forming at the first "now" it sees; that
+    # candle's job finishes only once a later trade closes it. A replay faster than the backfill's first look
+    # (ingest on picows is) would let it plan at the very end, where no later trade comes: the first step makes
+    # it plan mid-way, as a live start does.
+    early = STOP_NS - 60 * 10**9  # 23:55:30
+    part1a = write_part(tmp_path, "part1a", range(0, early))
+    part1b = write_part(tmp_path, "part1b", range(early, STOP_NS))
     part2 = write_part(tmp_path, "part2", range(RESUME_NS, 2**63))
     data = tmp_path / "data"
     with KlinesServer(BOOK, answer_429={3}) as rest:
@@ -128,8 +134,11 @@ def test_restart_after_a_stop_backfills_what_nobody_saw(tmp_path: Path, redis_se
         try:
             first.wait_healthy()
             started = time.monotonic()
-            replay(r, redis_server.url, part1, tmp_path / "ingest1.log")
-            now1 = newest_trade_ms(part1)
+            replay(r, redis_server.url, part1a, tmp_path / "ingest1a.log")
+            wait_for(lambda: status(r, "worker-backfill").get("state") not in (None, "starting", "waiting-for-data"),
+                     30, "the start-up backfill to plan")
+            replay(r, redis_server.url, part1b, tmp_path / "ingest1b.log")
+            now1 = newest_trade_ms(part1a + part1b)
             s1 = wait_settled(r, now1)
             print(f"\nstart-up backfill, 24 h look-back: {s1['requests']} requests, weight {s1['weight_spent']}, "
                   f"{s1['candles_fetched']} candles, settled in {time.monotonic() - started:.1f} s")
