@@ -81,6 +81,7 @@ class GroupConsumer:
         self, r: redis.Redis, stream: str, group: str, consumer: str, handler: Handler,
         batch: int = 5_000, block_ms: int = 200, claim_idle_ms: int = 30_000, retries: int = 3,
         deadletter_maxlen: int = deadletters.maxlen(64), source: str | None = None, flat_fields: bool = False,
+        linger_ms: int = 0,
     ) -> None:
         self.r = r
         # Reads through a client of the same connections whose stream replies are left as hiredis gives them.
@@ -101,6 +102,7 @@ class GroupConsumer:
         self.handler = handler
         self.batch = batch
         self.block_ms = block_ms
+        self.linger_s = linger_ms / 1000  # after a batch that was not full: let the next one gather
         self.claim_idle_ms = claim_idle_ms
         self.retries = retries
         self.deadletter_maxlen = deadletter_maxlen
@@ -352,6 +354,8 @@ class GroupConsumer:
                 asked = True
             self._process(fresh if self._raw is not None else
                           [(eid, fields) for eid, fields in fresh if fields is not None])
+            if self.linger_s and not asked and len(fresh) < self.batch:
+                stop.wait(self.linger_s)
 
     def _close_links(self) -> None:
         for link in (self._reads, self._acks):

@@ -107,7 +107,8 @@ class Worker:
         if settings.partitioned:
             self._add_candle_shard(handler, f"candles-{name}")
         else:
-            self._add("candles", keys.CANDLES_GROUP, f"candles-{name}", handler, flat_fields=True)
+            self._add("candles", keys.CANDLES_GROUP, f"candles-{name}", handler, flat_fields=True,
+                      linger_ms=settings.candle_linger_ms)
         # Not for the synthetic feed: Binance's real klines would be merged into made-up prices.
         # The kline check runs in the backfill thread, with or without backfill.
         rest_on = settings.backfill_enabled or settings.kline_check_on
@@ -142,12 +143,12 @@ class Worker:
         self._add("book", keys.BOOK_GROUP, f"book-{name}", b_handler, keys.DEPTH_STREAM)
 
     def _add(self, label: str, group: str, consumer: str, handler: StatusHandler, stream: str | None = None,
-             flat_fields: bool = False) -> None:
+             flat_fields: bool = False, linger_ms: int = 0) -> None:
         s = self.settings
         c = GroupConsumer(self.r, stream or s.ticks_stream, group, consumer, handler, s.batch_for(group),
                           s.worker_block_ms, s.claim_idle_ms, retries=s.batch_retries,
                           deadletter_maxlen=deadletters.maxlen(s.deadletter_max_mb), source=keys.worker_status(label),
-                          flat_fields=flat_fields)
+                          flat_fields=flat_fields, linger_ms=linger_ms)
         self.consumers[label] = (c, handler)
 
     def _options(self, source: str, group: str) -> dict[str, object]:

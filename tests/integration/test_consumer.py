@@ -114,3 +114,32 @@ def test_pending_entries_of_several_batches_are_told_in_one_line(r, flat, caplog
     assert seen == list(range(25))
     assert [rec.getMessage() for rec in caplog.records if "re-reading" in rec.getMessage()] == \
         ["g: re-reading 25 pending entries"]
+
+
+@pytest.mark.parametrize("linger_ms", [0, 400])
+def test_a_lingering_consumer_stores_fewer_larger_batches_and_loses_nothing(r, linger_ms):
+    """The candle group's linger (CANDLE_LINGER_MS): after a batch that was not full it waits before reading again,
+    so entries arriving one by one are taken a few at a time (each batch costs the store a fixed ~17 ms)."""
+    r.xgroup_create("s", "g", id="0", mkstream=True)
+    batches: list[list[int]] = []
+    consumer = GroupConsumer(r, "s", "g", "c", lambda entries: batches.append([n_of(f, True) for _, f in entries]),
+                             batch=1_000, block_ms=50, flat_fields=True, linger_ms=linger_ms)
+    stop = threading.Event()
+    t = threading.Thread(target=consumer.run, args=(stop,))
+    t.start()
+    try:
+        for i in range(60):  # one entry every 20 ms for 1.2 s, as ingest's small flushes arrive
+            r.xadd("s", {"n": i})
+            time.sleep(0.02)
+        deadline = time.monotonic() + 10
+        while r.xpending("s", "g")["pending"] or sum(len(b) for b in batches) < 60:
+            assert time.monotonic() < deadline, batches
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        t.join(10)
+    assert sorted(n for b in batches for n in b) == list(range(60))  # each once
+    if linger_ms:
+        assert len(batches) <= 6, [len(b) for b in batches]  # ~1.2 s / 0.4 s, plus the first
+    else:
+        assert len(batches) >= 15, [len(b) for b in batches]  # about one read per arrival
