@@ -78,8 +78,10 @@ def button(label: str) -> str:
 def engine_caption(b: Chromium, window: int) -> str:
     """Waits until the page shows the engine's numbers computed with `window` (stated by the entries); the text."""
     want = f"engine, tick level, window {window}, β source OLS, trade prices"
+    # and the engine's z as a number: the caption can be drawn a moment before the metric beside it (CI saw it)
     return str(b.wait_for(f"(() => {{ const t = {BODY}; return t.includes('Engine numbers') && "
-                          f"t.includes({js(want)}) && t }})()", 180))  # fmt: skip
+                          f"t.includes({js(want)}) && "
+                          r"/z-score \(engine\)\s*\n\s*-?\d+\.\d{3}/.test(t) && t })()", 180))  # fmt: skip
 
 
 def engine_z(text: str) -> float:
